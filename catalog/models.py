@@ -1,0 +1,138 @@
+import hashlib
+import uuid
+from decimal import Decimal
+from pathlib import PurePath
+
+from django.db import models
+from django.urls import reverse
+from django.utils.text import slugify
+
+from .taxonomy import LOOK_CATEGORY_CHOICES, look_category_for
+
+
+class Gender(models.TextChoices):
+    MEN = "Men", "Men"
+    WOMEN = "Women", "Women"
+    UNISEX = "Unisex", "Unisex"
+    BOYS = "Boys", "Boys"
+    GIRLS = "Girls", "Girls"
+    UNKNOWN = "", "Unknown"
+
+
+OUTFIT_CATEGORY = "Outfit"
+
+
+class ProductQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+    def with_primary_image(self):
+        return self.prefetch_related(
+            models.Prefetch("images", queryset=ProductImage.objects.order_by("-is_primary", "position", "id"))
+        )
+
+
+class Product(models.Model):
+    sku = models.CharField("SKU", max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    slug = models.SlugField(max_length=255, db_index=True)
+    description = models.TextField(blank=True)
+    gender = models.CharField(max_length=10, choices=Gender.choices, blank=True, db_index=True)
+    master_category = models.CharField(max_length=64, blank=True, db_index=True)
+    sub_category = models.CharField(max_length=64, blank=True, db_index=True)
+    article_type = models.CharField(max_length=64, blank=True, db_index=True)
+    base_colour = models.CharField(max_length=32, blank=True, db_index=True)
+    season = models.CharField(max_length=16, blank=True)
+    usage = models.CharField(max_length=32, blank=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
+    is_active = models.BooleanField("active", default=True, db_index=True)
+    look_category = models.CharField(
+        max_length=16, choices=LOOK_CATEGORY_CHOICES, blank=True, db_index=True, editable=False,
+        help_text="Derived from sub-category and article type through the look taxonomy.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProductQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["is_active", "look_category", "gender"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.sku})"
+
+    def save(self, *args, **kwargs):
+        self.look_category = look_category_for(self.sub_category, self.article_type)
+        if not self.slug:
+            self.slug = slugify(self.name)[:200] or slugify(self.sku) or "product"
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = set(kwargs["update_fields"]) | {"look_category", "slug"}
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("catalog:product-detail", kwargs={"pk": self.pk, "slug": self.slug or "product"})
+
+    @property
+    def is_outfit(self):
+        return self.master_category == OUTFIT_CATEGORY
+
+    @property
+    def primary_image(self):
+        images = list(self.images.all())
+        if not images:
+            return None
+        return sorted(images, key=lambda image: (not image.is_primary, image.position, image.id))[0]
+
+
+def product_image_path(instance, filename):
+    """Stored name: never the uploaded name (no path traversal, no clashes)."""
+    suffix = PurePath(filename or "").suffix.lower()
+    if suffix not in {".jpg", ".jpeg", ".png", ".webp", ".gif"}:
+        suffix = ".jpg"
+    sku = slugify(instance.product.sku if instance.product_id else "new")[:40] or "product"
+    return f"products/{sku}/{uuid.uuid4().hex}{suffix}"
+
+
+class ProductImage(models.Model):
+    product = models.ForeignKey(Product, related_name="images", on_delete=models.CASCADE)
+    file = models.ImageField(upload_to=product_image_path, width_field="width", height_field="height", max_length=255)
+    position = models.PositiveSmallIntegerField(default=0)
+    is_primary = models.BooleanField("primary", default=False)
+    width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    height = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["product", "-is_primary", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "sha256"], name="unique_image_per_product",
+                                    condition=~models.Q(sha256="")),
+        ]
+
+    def __str__(self):
+        return f"Image {self.position} of {self.product.sku}"
+
+    def save(self, *args, **kwargs):
+        self._file_changed = False
+        if self.file and not getattr(self.file, "_committed", True):
+            self.sha256 = compute_sha256(self.file)
+            self._file_changed = True
+        super().save(*args, **kwargs)
+
+    def read_bytes(self):
+        with self.file.open("rb") as handle:
+            return handle.read()
+
+
+def compute_sha256(file):
+    digest = hashlib.sha256()
+    position = file.tell() if hasattr(file, "tell") else None
+    file.seek(0)
+    for chunk in iter(lambda: file.read(1 << 20), b""):
+        digest.update(chunk)
+    file.seek(position or 0)
+    return digest.hexdigest()

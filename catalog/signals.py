@@ -1,0 +1,31 @@
+"""Signals ``catalog`` sends so that other apps (the recommender) can react.
+
+- ``product_image_changed(sender=ProductImage, image=..., created=bool)``: a product image was
+  created or its file replaced; sent after the transaction commits.
+- ``product_changed(sender=Product, product=...)``: a product was saved or deleted.
+"""
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import Signal, receiver
+
+product_image_changed = Signal()
+product_changed = Signal()
+
+
+@receiver(post_save, sender="catalog.ProductImage")
+def _announce_image(sender, instance, created, **kwargs):
+    if kwargs.get("raw"):
+        return
+    if created or getattr(instance, "_file_changed", False):
+        instance._file_changed = False
+        transaction.on_commit(
+            lambda: product_image_changed.send(sender=sender, image=instance, created=created)
+        )
+
+
+@receiver(post_save, sender="catalog.Product")
+@receiver(post_delete, sender="catalog.Product")
+def _announce_product(sender, instance, **kwargs):
+    if kwargs.get("raw"):
+        return
+    transaction.on_commit(lambda: product_changed.send(sender=sender, product=instance))
