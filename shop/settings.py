@@ -90,6 +90,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Test databases are named per process so that several test runs on one server never collide.
+DATABASES["default"]["TEST"] = {
+    "NAME": os.environ.get("TEST_DATABASE_NAME") or f"test_{DATABASES['default']['NAME']}_{os.getpid()}",
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
