@@ -1,0 +1,228 @@
+"""``python -m ml.evaluate retrieval``: does the embedder find products of the right kind?
+
+Embeds a catalogue and a set of query photos, retrieves the k nearest catalogue products for each
+query (cosine similarity), and reports, for article type, gender, gender+article type and base
+colour:
+
+- ``precision@k``: the mean share of the k results that match the query's label;
+- ``all_k_tol0``/``tol10``/``tol20`` ("tolerance accuracy"): the share of queries for which at least
+  ``(1 - tol) * k`` of the k results match;
+
+over queries whose article type has at least 10 catalogue items (``frequent``) and over all queries,
+plus embedding throughput in images per second.
+
+When the catalogue and the query CSV/images are the same, the fixed 20 % hold-out
+(``ml.product_photos.split_ids``, the same split training uses) is the query set and the other
+80 % the catalogue, so a query never retrieves itself. ``--filters`` restricts the candidates as
+the shop does: by the query's true gender and/or look category, or by ``predicted`` gender and
+article type (a kNN vote of the same embeddings over the catalogue, as search-by-photo must do
+without labels). ``--query-transform`` evaluates on resized or padded copies of the queries.
+``--model both`` prints the ImageNet baseline and the fine-tuned embedder side by side.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ("articleType", "gender", "gender+articleType", "baseColour")
+TOLERANCES = (0.2, 0.1, 0.0)
+FILTER_CHOICES = ("none", "gender", "category", "gender,category", "predicted")
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics (numpy only; also used by ml.train_embedder)
+# --------------------------------------------------------------------------------------------
+def product_labels(products) -> dict[str, np.ndarray]:
+    return {
+        "articleType": np.array([p.article_type for p in products]),
+        "gender": np.array([p.gender for p in products]),
+        "gender+articleType": np.array([p.gender_article_type for p in products]),
+        "baseColour": np.array([p.base_colour for p in products]),
+    }
+
+
+def look_category_of(products, categories_json=None) -> np.ndarray:
+    """Look category (top, bottom, dress, footwear, bag) of each product, "" when none."""
+    path = Path(categories_json) if categories_json else Path(__file__).resolve().parents[1] / "categories.json"
+    look = json.loads(path.read_text())["look"]
+    by_article, by_sub = {}, {}
+    for name, spec in look.items():
+        for a in spec["catalogue"].get("articleType", []):
+            by_article[a] = name
+        for s in spec["catalogue"].get("subCategory", []):
+            by_sub[s] = name
+    return np.array([by_article.get(p.article_type) or by_sub.get(p.sub_category) or "" for p in products])
+
+
+def nearest(catalogue: np.ndarray, queries: np.ndarray, k: int, allowed=None, chunk: int = 1024):
+    """Indices (n_queries, k) of the k most similar catalogue rows; ``allowed(q_slice)`` -> bool mask."""
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        sims = queries[start:start + chunk] @ catalogue.T
+        if allowed is not None:
+            sims = np.where(allowed(slice(start, start + chunk)), sims, -np.inf)
+        part = np.argpartition(-sims, kth=min(k, sims.shape[1] - 1), axis=1)[:, :k]
+        order = np.take_along_axis(sims, part, axis=1).argsort(axis=1)[:, ::-1]
+        out[start:start + chunk] = np.take_along_axis(part, order, axis=1)
+        # candidates filtered away (-inf) are not results: mark them -1
+        chosen = np.take_along_axis(sims, out[start:start + chunk], axis=1)
+        out[start:start + chunk][~np.isfinite(chosen)] = -1
+    return out
+
+
+def score(neighbours: np.ndarray, cat_labels: dict, q_labels: dict, query_mask: np.ndarray, k: int) -> dict:
+    """precision@k and tolerance accuracies per label over the queries in ``query_mask``."""
+    result = {"queries": int(query_mask.sum())}
+    valid = neighbours >= 0
+    safe = np.where(valid, neighbours, 0)
+    for name in LABELS:
+        match = (cat_labels[name][safe] == q_labels[name][:, None]) & valid
+        hits = match.sum(axis=1)[query_mask]
+        entry = {f"precision@{k}": round(float(hits.mean() / k), 4) if len(hits) else None}
+        for tol in TOLERANCES:
+            need = int(np.ceil((1 - tol) * k - 1e-9))
+            entry[f"tol{int(round(tol * 100))}"] = round(float((hits >= need).mean()), 4) if len(hits) else None
+        result[name] = entry
+    return result
+
+
+def knn_predict(catalogue: np.ndarray, cat_values: np.ndarray, queries: np.ndarray, k: int = 15) -> np.ndarray:
+    """Similarity-weighted kNN vote of a catalogue label for each query."""
+    neighbours = nearest(catalogue, queries, k)
+    preds = []
+    for q, row in enumerate(neighbours):
+        votes = Counter()
+        sims = catalogue[row] @ queries[q]
+        for idx, s in zip(row, sims):
+            votes[cat_values[idx]] += float(np.exp(10 * s))
+        preds.append(votes.most_common(1)[0][0])
+    return np.array(preds)
+
+
+def evaluate_embeddings(cat_emb, cat_products, q_emb, q_products, k=10, filters="none",
+                        categories_json=None) -> dict:
+    cat_labels, q_labels = product_labels(cat_products), product_labels(q_products)
+    allowed = None
+    extra = {}
+    if filters in ("gender", "category", "gender,category"):
+        parts = filters.split(",")
+        cat_cat, q_cat = look_category_of(cat_products, categories_json), look_category_of(q_products, categories_json)
+        cat_keys = {"gender": cat_labels["gender"], "category": np.where(cat_cat == "", cat_labels["articleType"], cat_cat)}
+        q_keys = {"gender": q_labels["gender"], "category": np.where(q_cat == "", q_labels["articleType"], q_cat)}
+
+        def allowed(sl):
+            m = np.ones((len(q_keys["gender"][sl]), len(cat_labels["gender"])), bool)
+            for p in parts:
+                m &= q_keys[p][sl][:, None] == cat_keys[p][None, :]
+            return m
+    elif filters == "predicted":
+        pred_gender = knn_predict(cat_emb, cat_labels["gender"], q_emb)
+        pred_type = knn_predict(cat_emb, cat_labels["articleType"], q_emb)
+        extra["predicted_accuracy"] = {
+            "gender": round(float((pred_gender == q_labels["gender"]).mean()), 4),
+            "articleType": round(float((pred_type == q_labels["articleType"]).mean()), 4),
+        }
+
+        def allowed(sl):
+            return (pred_gender[sl][:, None] == cat_labels["gender"][None, :]) & (
+                pred_type[sl][:, None] == cat_labels["articleType"][None, :]
+            )
+    elif filters != "none":
+        raise ValueError(f"unknown --filters {filters!r}; choose from {', '.join(FILTER_CHOICES)}")
+    neighbours = nearest(cat_emb, q_emb, k, allowed)
+    counts = Counter(cat_labels["articleType"])
+    frequent = np.array([counts[a] >= 10 for a in q_labels["articleType"]])
+    return {
+        "frequent_article_types": score(neighbours, cat_labels, q_labels, frequent, k),
+        "all_queries": score(neighbours, cat_labels, q_labels, np.ones(len(q_products), bool), k),
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+def add_arguments(parser):
+    parser.add_argument("--catalogue-styles", required=True, type=Path, help="styles.csv of the catalogue")
+    parser.add_argument("--catalogue-images", required=True, type=Path, help="directory of <id>.jpg")
+    parser.add_argument("--query-styles", required=True, type=Path, help="styles.csv of the queries")
+    parser.add_argument("--query-images", required=True, type=Path, help="directory of <id>.jpg")
+    parser.add_argument("--filters", default="none", choices=FILTER_CHOICES)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--model", default="both", choices=("imagenet", "finetuned", "both"))
+    parser.add_argument("--weights", type=Path, default=None, help="fine-tuned weights (default: the committed ones)")
+    parser.add_argument("--query-transform", default="none", choices=("none", "pad", "resize"),
+                        help="pad: query shrunk to 60%% on a white canvas; resize: query squashed to 3:4 at half size")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries (quick runs)")
+
+
+def transform_query(image, how: str):
+    from PIL import Image
+
+    if how == "none":
+        return image
+    w, h = image.size
+    if how == "pad":
+        canvas = Image.new("RGB", (w, h), (255, 255, 255))
+        small = image.resize((max(1, int(w * 0.6)), max(1, int(h * 0.6))), Image.BILINEAR)
+        canvas.paste(small, ((w - small.width) // 2, (h - small.height) // 2))
+        return canvas
+    if how == "resize":
+        return image.resize((max(1, w // 2), max(1, int(w // 2 * 4 / 3))), Image.BILINEAR)
+    raise ValueError(how)
+
+
+def _embed_products(embedder, products, transform="none", batch_size=32, desc="embedding"):
+    from PIL import Image
+    from tqdm import tqdm
+
+    out, seconds = [], 0.0
+    for start in tqdm(range(0, len(products), 256), desc=desc, unit="x256", leave=False):
+        chunk = products[start:start + 256]
+        images = [transform_query(Image.open(p.image_path).convert("RGB"), transform) for p in chunk]
+        t = time.perf_counter()
+        out.append(embedder.embed(images, batch_size=batch_size))
+        seconds += time.perf_counter() - t
+    return np.concatenate(out), len(products) / max(seconds, 1e-9)
+
+
+def run(args) -> dict:
+    from ml.product_photos import read_styles, split_ids
+
+    catalogue = read_styles(args.catalogue_styles, args.catalogue_images)
+    queries = read_styles(args.query_styles, args.query_images)
+    same = (args.catalogue_styles.resolve() == args.query_styles.resolve()
+            and args.catalogue_images.resolve() == args.query_images.resolve())
+    if same:
+        catalogue, queries = split_ids(catalogue)
+    else:
+        query_ids = {p.id for p in queries}
+        catalogue = [p for p in catalogue if p.id not in query_ids]
+    if args.limit:
+        queries = queries[: args.limit]
+    if not catalogue or not queries:
+        raise SystemExit("retrieval: empty catalogue or query set (check the CSVs and image directories)")
+    models = ["imagenet", "finetuned"] if args.model == "both" else [args.model]
+    result = {
+        "catalogue": len(catalogue), "queries": len(queries), "held_out_split": same, "k": args.k,
+        "filters": args.filters, "query_transform": args.query_transform, "models": {},
+    }
+    from ml.embed import Embedder, ImageNetEmbedder
+
+    for name in models:
+        embedder = ImageNetEmbedder() if name == "imagenet" else Embedder(weights=args.weights)
+        embedder.embed([transform_query(__import__("PIL.Image").Image.new("RGB", (64, 64)), "none")])  # warm-up
+        cat_emb, ips_cat = _embed_products(embedder, catalogue, "none", args.batch_size, f"{name}: catalogue")
+        q_emb, ips_q = _embed_products(embedder, queries, args.query_transform, args.batch_size, f"{name}: queries")
+        metrics = evaluate_embeddings(cat_emb, catalogue, q_emb, queries, args.k, args.filters)
+        result["models"][name] = {
+            "version": embedder.version, "dim": embedder.dim,
+            "images_per_second": round((len(catalogue) + len(queries)) / (len(catalogue) / ips_cat + len(queries) / ips_q), 1),
+            **metrics,
+        }
+    return result
