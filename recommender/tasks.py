@@ -1,0 +1,57 @@
+"""Celery tasks of the recommender.
+
+``analyse_image(image_id)`` analyses one product image and replaces its articles (idempotent). It is
+acknowledged late (a worker killed mid-task leaves the message to be delivered again), retries transient
+errors (database or connection lost) with exponential backoff, and records every other failure on the
+``ImageAnalysis`` with a readable message.
+"""
+import logging
+
+from celery import Task, shared_task
+
+from .analysis import TRANSIENT_ERRORS, analyse_product_image
+from .conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class AnalyseImageTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        """Retries exhausted (or an unexpected error): the analysis is failed, not left "running"."""
+        image_id = args[0] if args else kwargs.get("image_id")
+        try:
+            from .analysis import fail
+            from .models import ImageAnalysis
+
+            analysis = ImageAnalysis.objects.filter(image_id=image_id).first()
+            if analysis is not None:
+                fail(analysis, f"gave up after {self.request.retries + 1} attempt(s): {type(exc).__name__}: {exc}")
+        except Exception:  # the database may be the thing that is down
+            logger.exception("could not record the failure of image %s", image_id)
+
+
+@shared_task(
+    bind=True,
+    base=AnalyseImageTask,
+    name="recommender.analyse_image",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=settings.TASK_MAX_RETRIES,
+)
+def analyse_image(self, image_id):
+    """Analyse product image ``image_id`` and store its articles; returns a small summary."""
+    try:
+        analysis = analyse_product_image(image_id)
+    except LookupError as exc:
+        logger.info("%s", exc)
+        return {"image": image_id, "status": "missing"}
+    return {
+        "image": image_id,
+        "status": analysis.status,
+        "articles": analysis.articles.count(),
+        "error": analysis.error,
+    }
