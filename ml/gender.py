@@ -1,0 +1,135 @@
+"""Gender of the clothes in a photo ("Men" / "Women"), for photos that come without product data.
+
+The model is the ImageNet MobileNetV2 of ``ml.backbone`` (frozen) with a small head trained on the
+catalogue's Men/Women labels (``python -m ml.train_gender``; model card ``ml/weights/GENDER.md``).
+The whole model (backbone + head) is committed as one weights file, so the app needs no other
+download. Each photo is letterboxed on white to 224×224, like the catalogue photos it learnt from;
+the prediction averages the photo and its mirror image.
+
+    from ml.gender import GenderClassifier
+    label, confidence = GenderClassifier().predict(pil_image)   # ("Women", 0.97)
+
+Weights load lazily, once per process (thread-safe), on the first ``predict`` call.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["GenderClassifier", "LABELS", "build_gender_model", "build_head", "VERSION"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+VERSION = "gender-mnv2-v1"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{VERSION}.weights.h5"
+INPUT_SIZE = 224
+FEATURE_DIM = 1280
+LABELS = ("Men", "Women")
+
+_lock = threading.Lock()
+_models: dict = {}
+
+
+def build_head(hidden: int = 256, dropout: float = 0.3, name: str = "gender_head"):
+    """The trainable part: pooled 1280-d backbone features → probabilities of LABELS."""
+    import keras
+
+    inputs = keras.Input((FEATURE_DIM,), name="pooled_features")
+    x = keras.layers.Dropout(dropout, name="gender_dropout_in")(inputs)
+    x = keras.layers.Dense(hidden, activation="relu", name="gender_hidden")(x)
+    x = keras.layers.Dropout(dropout, name="gender_dropout")(x)
+    outputs = keras.layers.Dense(len(LABELS), activation="softmax", name="gender_logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_feature_model(backbone_weights="imagenet"):
+    """MobileNetV2 (ImageNet, RGB 0..255 input) → global average pool (1280-d)."""
+    import keras
+
+    from ml.backbone import mobilenet_v2
+
+    backbone = mobilenet_v2(input_shape=(INPUT_SIZE, INPUT_SIZE, 3), include_top=False,
+                            weights=backbone_weights)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gender_pool")(backbone.output)
+    return keras.Model(backbone.input, pooled, name="gender_features")
+
+
+def build_gender_model(backbone_weights="imagenet", head=None, hidden: int = 256):
+    """Backbone + pooling + head as one model: RGB 0..255 (224×224) → probabilities of LABELS."""
+    import keras
+
+    features = build_feature_model(backbone_weights)
+    head = head or build_head(hidden)
+    return keras.Model(features.input, head(features.output), name="gender_classifier")
+
+
+def prepare(image, size: int = INPUT_SIZE) -> np.ndarray:
+    """Letterbox a PIL image on white to size × size → float32 array (RGB 0..255)."""
+    from ml.product_photos import letterbox
+
+    return np.asarray(letterbox(image, size), dtype=np.float32)
+
+
+class _Loaded:
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.model = model
+        self.run = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)],
+        )
+
+
+class GenderClassifier:
+    """Predicts "Men" or "Women" for a photo, with a confidence in 0.5..1."""
+
+    def __init__(self, weights=None):
+        self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
+        meta_path = Path(str(self.weights) + ".json")
+        self.meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        self.version = self.meta.get("version", VERSION if self.weights == DEFAULT_WEIGHTS
+                                     else self.weights.stem.replace(".weights", ""))
+        self.hidden = int(self.meta.get("hidden", 256))
+
+    def _loaded(self) -> _Loaded:
+        key = str(self.weights.resolve())
+        loaded = _models.get(key)
+        if loaded is None:
+            with _lock:
+                loaded = _models.get(key)
+                if loaded is None:
+                    if not self.weights.exists():
+                        raise FileNotFoundError(f"gender classifier weights not found: {self.weights}")
+                    model = build_gender_model(backbone_weights=None, hidden=self.hidden)
+                    model.load_weights(self.weights)
+                    loaded = _models[key] = _Loaded(model)
+        return loaded
+
+    def load(self):
+        """Load the weights now (otherwise the first ``predict`` call does)."""
+        self._loaded()
+        return self
+
+    def probabilities(self, images, batch_size: int = 16) -> np.ndarray:
+        """(n, 2) probabilities of ("Men", "Women"), averaged over each photo and its mirror."""
+        images = list(images)
+        if not images:
+            return np.zeros((0, len(LABELS)), np.float32)
+        run = self._loaded().run
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = np.stack([prepare(im) for im in images[start:start + batch_size]])
+            both = np.concatenate([batch, batch[:, :, ::-1]])
+            probs = np.asarray(run(both), dtype=np.float32)
+            n = len(batch)
+            out.append((probs[:n] + probs[n:]) / 2)
+        return np.concatenate(out)
+
+    def predict(self, image) -> tuple[str, float]:
+        """("Men" | "Women", confidence) for one PIL image."""
+        probs = self.probabilities([image])[0]
+        index = int(np.argmax(probs))
+        return LABELS[index], float(probs[index])

@@ -1,0 +1,255 @@
+"""The look analysis of one image: ``analyse(image) -> Analysis``.
+
+Steps (each timed in ``Analysis.timings``, milliseconds):
+
+1. ``decode``: ``ml.images.load_image`` — bytes, path, file or PIL image → RGB, EXIF rotation
+   applied, size limits enforced (``ml.images.ImageError`` otherwise);
+2. ``pose``: the full-shot gate (``ml.pose.PoseGate``);
+3. ``gender``: the product's own gender when given (source ``"product"``), otherwise predicted
+   (``ml.gender.GenderClassifier``, source ``"predicted"``);
+4. ``detect``: articles (top, bottom, dress, footwear, bag) — only for full shots, unless
+   ``detect=True`` forces it (``detect=False`` skips it);
+5. ``embed``: each article crop (with a small margin) and the whole image, in one batch — the
+   whole-image vector is always computed, so every product is findable through it.
+
+The parts are swappable: ``Parts`` holds one object per stage; ``default_parts()`` builds the
+project's own once per process (thread-safe, weights load lazily on first use, so calling it in a
+Celery parent before fork loads no TensorFlow); ``load_part("package.module.Class")`` imports
+another implementation by dotted path.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ml.images import ImageError, load_image
+
+__all__ = [
+    "Analysis",
+    "Article",
+    "Parts",
+    "analyse",
+    "default_parts",
+    "load_part",
+    "parts_from_paths",
+    "crop_with_margin",
+    "DEFAULT_PART_PATHS",
+    "ImageError",
+]
+
+#: The project's own implementation of each stage, as dotted paths.
+DEFAULT_PART_PATHS = {
+    "pose": "ml.pose.PoseGate",
+    "gender": "ml.gender.GenderClassifier",
+    "detector": "ml.detect.ArticleDetector",
+    "embedder": "ml.embed.Embedder",
+}
+#: Extra context around an article box before embedding, as a fraction of the box's width/height.
+CROP_MARGIN = 0.08
+GENDER_SOURCES = ("product", "predicted")
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article found in the image. ``box`` is (x1, y1, x2, y2) normalised to 0..1."""
+
+    category: str
+    confidence: float
+    box: tuple[float, float, float, float]
+    embedding: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass
+class Analysis:
+    """Everything the recommender stores about one image."""
+
+    width: int
+    height: int
+    is_full_shot: bool
+    pose_score: float
+    keypoints: list  # 33 × (x, y, visibility), normalised; empty when no person was found
+    gender: str | None
+    gender_confidence: float
+    gender_source: str | None  # "product" | "predicted" | None
+    articles: list  # list[Article], most confident first
+    image_embedding: np.ndarray = field(repr=False)
+    timings: dict = field(default_factory=dict)  # stage → ms: decode, pose, gender, detect, embed, total
+    model_versions: dict = field(default_factory=dict)  # part → version string
+
+    def articles_in(self, category: str) -> list:
+        return [a for a in self.articles if a.category == category]
+
+
+@dataclass
+class Parts:
+    """One object per stage. Any object with the same methods will do (see ``load_part``).
+
+    - ``pose.check(image) -> PoseResult(is_full_shot, score, keypoints)``
+    - ``gender.predict(image) -> (label, confidence)``
+    - ``detector.detect(image, min_confidence=...) -> [Detection(category, confidence, box)]``
+    - ``embedder.embed([images]) -> np.ndarray (n, dim)``; ``embedder.dim``
+
+    Each has a ``version`` string.
+    """
+
+    pose: Any
+    gender: Any
+    detector: Any
+    embedder: Any
+
+    def versions(self) -> dict:
+        return {name: str(getattr(getattr(self, name), "version", "unknown"))
+                for name in ("pose", "gender", "detector", "embedder")}
+
+
+def load_part(dotted_path: str):
+    """Import ``"package.module.Name"`` (or ``"package.module:Name"``) and return ``Name``."""
+    if not isinstance(dotted_path, str) or not dotted_path.strip():
+        raise ImportError(f"not a dotted path: {dotted_path!r}")
+    path = dotted_path.strip()
+    if ":" in path:
+        module_path, _, attribute = path.partition(":")
+    else:
+        module_path, _, attribute = path.rpartition(".")
+    if not module_path or not attribute:
+        raise ImportError(f"{dotted_path!r} is not a dotted path to a class (module.Class)")
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as exc:
+        raise ImportError(f"cannot import {module_path!r} (from {dotted_path!r}): {exc}") from exc
+    try:
+        obj = module
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise ImportError(f"module {module_path!r} has no attribute {attribute!r}") from None
+    return obj
+
+
+def parts_from_paths(pose=None, gender=None, detector=None, embedder=None) -> Parts:
+    """``Parts`` built from dotted paths (or classes, or ready objects); None = the default."""
+    chosen = {"pose": pose, "gender": gender, "detector": detector, "embedder": embedder}
+    built = {}
+    for name, spec in chosen.items():
+        spec = spec or DEFAULT_PART_PATHS[name]
+        if isinstance(spec, str):
+            spec = load_part(spec)
+        built[name] = spec() if isinstance(spec, type) else spec
+    return Parts(**built)
+
+
+_default_parts: Parts | None = None
+_default_lock = threading.Lock()
+
+
+def default_parts() -> Parts:
+    """The project's own parts, built once per process (thread-safe; weights load on first use)."""
+    global _default_parts
+    if _default_parts is None:
+        with _default_lock:
+            if _default_parts is None:
+                _default_parts = parts_from_paths()
+    return _default_parts
+
+
+def crop_with_margin(image, box, margin: float = CROP_MARGIN):
+    """Crop a normalised (x1, y1, x2, y2) box, widened by ``margin`` × its size, clipped to the image."""
+    w, h = image.size
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    left = int(np.floor(max(0.0, x1 - mx) * w))
+    top = int(np.floor(max(0.0, y1 - my) * h))
+    right = int(np.ceil(min(1.0, x2 + mx) * w))
+    bottom = int(np.ceil(min(1.0, y2 + my) * h))
+    right, bottom = max(right, left + 1), max(bottom, top + 1)
+    return image.crop((left, top, right, bottom))
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 2)
+
+
+def analyse(
+    image,
+    *,
+    gender: str | None = None,
+    parts: Parts | None = None,
+    detect: bool | None = None,
+    min_confidence: float = 0.25,
+    max_articles: int = 20,
+) -> Analysis:
+    """Analyse one image (bytes, path, file object or PIL image).
+
+    ``gender``: the product's gender when known (it wins over the prediction); ``detect``: None =
+    detect articles only in full shots, True/False = always/never; ``min_confidence`` and
+    ``max_articles`` (the most confident are kept) bound the detections. Raises ``ImageError`` for
+    an unusable image.
+    """
+    parts = parts or default_parts()
+    timings: dict[str, float] = {}
+    total_start = time.perf_counter()
+
+    start = time.perf_counter()
+    picture = load_image(image)
+    timings["decode"] = _ms(start)
+
+    start = time.perf_counter()
+    pose = parts.pose.check(picture)
+    timings["pose"] = _ms(start)
+    versions = {"pose": str(parts.pose.version)}
+
+    start = time.perf_counter()
+    given = gender.strip() if isinstance(gender, str) else gender
+    if given:
+        gender_value, gender_confidence, gender_source = given, 1.0, "product"
+    else:
+        gender_value, gender_confidence = parts.gender.predict(picture)
+        gender_value, gender_confidence, gender_source = str(gender_value), float(gender_confidence), "predicted"
+        versions["gender"] = str(parts.gender.version)
+    timings["gender"] = _ms(start)
+
+    start = time.perf_counter()
+    run_detector = pose.is_full_shot if detect is None else bool(detect)
+    detections = []
+    if run_detector:
+        detections = list(parts.detector.detect(picture, min_confidence=min_confidence))
+        detections.sort(key=lambda d: -d.confidence)
+        detections = detections[:max_articles]
+        versions["detector"] = str(parts.detector.version)
+    timings["detect"] = _ms(start)
+
+    start = time.perf_counter()
+    crops = [crop_with_margin(picture, d.box) for d in detections]
+    vectors = np.asarray(parts.embedder.embed([picture] + crops), dtype=np.float32)
+    versions["embedder"] = str(parts.embedder.version)
+    articles = [
+        Article(
+            category=str(d.category),
+            confidence=float(d.confidence),
+            box=tuple(float(v) for v in d.box),
+            embedding=vectors[i + 1],
+        )
+        for i, d in enumerate(detections)
+    ]
+    timings["embed"] = _ms(start)
+    timings["total"] = _ms(total_start)
+
+    return Analysis(
+        width=picture.width,
+        height=picture.height,
+        is_full_shot=bool(pose.is_full_shot),
+        pose_score=float(pose.score),
+        keypoints=[tuple(float(v) for v in kp) for kp in pose.keypoints],
+        gender=gender_value,
+        gender_confidence=gender_confidence,
+        gender_source=gender_source,
+        articles=articles,
+        image_embedding=vectors[0],
+        timings=timings,
+        model_versions=versions,
+    )

@@ -1,0 +1,157 @@
+"""ml.pipeline.analyse end to end with the project's real parts and committed weights."""
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ml
+from ml.images import ImageError
+from ml.pipeline import Analysis, Article, Parts, crop_with_margin, load_part
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+STREET = FIXTURES / "street_full_body.jpg"
+SHOE = FIXTURES / "catalogue_shoe.jpg"
+
+
+def _missing_weights():
+    from ml import detect, embed, gender
+
+    wanted = {"detector": detect.DEFAULT_WEIGHTS, "embedder": embed.DEFAULT_WEIGHTS,
+              "gender": gender.DEFAULT_WEIGHTS}
+    return [f"{name} ({path.name})" for name, path in wanted.items() if not path.exists()]
+
+
+MISSING = _missing_weights()
+needs_weights = pytest.mark.skipif(bool(MISSING), reason=f"weights not committed yet: {', '.join(MISSING)}")
+
+
+@pytest.fixture(scope="module")
+def parts():
+    from ml.pipeline import default_parts
+
+    return default_parts()
+
+
+@pytest.fixture(scope="module")
+def street_analysis(parts):
+    return ml.analyse(STREET.read_bytes(), parts=parts)
+
+
+def test_lazy_exports():
+    assert ml.Analysis is Analysis and ml.Article is Article
+    assert ml.analyse.__module__ == "ml.pipeline"
+
+
+def test_load_part_imports_by_dotted_path():
+    from ml.pose import PoseGate
+
+    assert load_part("ml.pose.PoseGate") is PoseGate
+    assert load_part("ml.pose:PoseGate") is PoseGate
+    with pytest.raises(ImportError, match="has no attribute"):
+        load_part("ml.pose.NoSuchGate")
+    with pytest.raises(ImportError, match="cannot import"):
+        load_part("ml.no_such_module.Thing")
+    with pytest.raises(ImportError):
+        load_part("PoseGate")
+
+
+def test_crop_with_margin_widens_and_clips():
+    img = Image.new("RGB", (200, 100))
+    crop = crop_with_margin(img, (0.25, 0.2, 0.75, 0.6), margin=0.1)
+    assert crop.size == (120, 48)  # 100×40 box + 10 % of it on each side
+    assert crop_with_margin(img, (0.0, 0.0, 1.0, 1.0)).size == (200, 100)  # clipped at the edges
+
+
+@needs_weights
+def test_default_parts_are_built_once_without_loading_tensorflow():
+    code = (
+        "import sys, threading\n"
+        "from ml.pipeline import default_parts\n"
+        "seen = []\n"
+        "ts = [threading.Thread(target=lambda: seen.append(default_parts())) for _ in range(8)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "assert all(p is seen[0] for p in seen) and len(seen) == 8\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@needs_weights
+def test_full_body_street_photo(street_analysis, parts):
+    a = street_analysis
+    assert (a.width, a.height) == (550, 810)
+    assert a.is_full_shot and a.pose_score >= 0.5 and len(a.keypoints) == 33
+    categories = {article.category for article in a.articles}
+    assert categories & {"top", "dress"}, categories
+    assert "footwear" in categories, categories
+    dim = parts.embedder.dim
+    for article in a.articles:
+        x1, y1, x2, y2 = article.box
+        assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+        assert 0.25 <= article.confidence <= 1
+        assert article.embedding.dtype == np.float32 and article.embedding.shape == (dim,)
+        assert abs(float(np.linalg.norm(article.embedding)) - 1) < 1e-3
+    assert a.image_embedding.dtype == np.float32 and a.image_embedding.shape == (dim,)
+    # the crops are different pictures: their vectors differ from the whole image's
+    assert all(float(article.embedding @ a.image_embedding) < 0.9999 for article in a.articles)
+    assert a.gender in ("Men", "Women") and a.gender_source == "predicted"
+    assert 0.5 <= a.gender_confidence <= 1
+    assert set(a.timings) == {"decode", "pose", "gender", "detect", "embed", "total"}
+    assert a.timings["total"] >= a.timings["detect"] > 0
+    assert set(a.model_versions) == {"pose", "gender", "detector", "embedder"}
+    assert a.model_versions["embedder"] == parts.embedder.version
+
+
+@needs_weights
+def test_product_gender_wins_over_the_prediction(parts):
+    a = ml.analyse(STREET, gender="Women", parts=parts, detect=False)
+    assert (a.gender, a.gender_confidence, a.gender_source) == ("Women", 1.0, "product")
+    assert "gender" not in a.model_versions
+    assert a.articles == [] and "detector" not in a.model_versions  # detect=False skips it
+
+
+@needs_weights
+def test_shoe_close_up_is_not_a_full_shot_and_gets_no_articles(parts):
+    a = ml.analyse(Image.open(SHOE), gender="Men", parts=parts)
+    assert not a.is_full_shot
+    assert a.articles == [] and "detector" not in a.model_versions
+    assert a.image_embedding.shape == (parts.embedder.dim,)  # still findable through its own vector
+    forced = ml.analyse(SHOE, gender="Men", parts=parts, detect=True)
+    assert "detector" in forced.model_versions
+
+
+@needs_weights
+def test_exif_rotated_upload_is_analysed_upright(parts, street_analysis):
+    import io
+
+    stored = Image.open(STREET).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes(), quality=92)
+    a = ml.analyse(buf.getvalue(), gender="Women", parts=parts)
+    assert (a.width, a.height) == (550, 810) and a.is_full_shot
+    assert float(a.image_embedding @ street_analysis.image_embedding) > 0.95
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "image is empty"),
+    (b"plain text, not a photo", "not an image"),
+    (STREET.read_bytes()[:20000], "truncated JPEG"),
+])
+def test_bad_input_is_an_image_error_before_any_model(payload, message):
+    class Untouchable:
+        version = "never"
+
+        def __getattr__(self, name):
+            raise AssertionError("a model was called for a bad input")
+
+    parts = Parts(pose=Untouchable(), gender=Untouchable(), detector=Untouchable(), embedder=Untouchable())
+    with pytest.raises(ImageError, match=message):
+        ml.analyse(payload, parts=parts)
