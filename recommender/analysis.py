@@ -229,3 +229,93 @@ def analyse_product_image(image_id):
         image.pk, stored.status, stored.articles.count(), (time.perf_counter() - started) * 1000,
     )
     return stored
+
+
+def analyse_many(image_ids, *, batch_size=None, on_done=None):
+    """Analyse many product images in this process (``manage.py analyse``/``reindex``).
+
+    Full shots go through the whole pipeline one by one; every other image (catalogue photos) only needs
+    the pose gate and its whole-image embedding, and those embeddings are computed in batches of
+    ``batch_size`` — several times faster than one ``analyse()`` per image. ``on_done(analysis)`` is called
+    after each image. Returns the list of analyses.
+    """
+    from ml.images import ImageError, load_image
+    from ml.pipeline import Analysis
+
+    Image = image_model()
+    batch_size = batch_size or settings.EMBED_BATCH_SIZE
+    done = []
+
+    def finish(analysis):
+        done.append(analysis)
+        if on_done:
+            on_done(analysis)
+
+    ids = list(image_ids)
+    for offset in range(0, len(ids), batch_size):
+        chunk = ids[offset: offset + batch_size]
+        images = {image.pk: image for image in Image.objects.filter(pk__in=chunk).select_related("product")}
+        pending = []  # (image, analysis, sha256, picture, pose, timings)
+        for image_id in chunk:
+            image = images.get(image_id)
+            if image is None:
+                continue
+            analysis = start(image.pk)
+            try:
+                began = time.perf_counter()
+                try:
+                    data = image.read_bytes()
+                except FileNotFoundError:
+                    raise AnalysisFailed(f"image file {image.file.name!r} is missing from storage") from None
+                picture = load_image(data)
+                decoded = time.perf_counter()
+                parts = pipeline.get_parts()
+                pose = parts.pose.check(picture)
+                posed = time.perf_counter()
+                if pose.is_full_shot or not image.product.gender:
+                    finish(_store_or_fail(analysis, image, pipeline.analyse(picture, gender=image.product.gender or None)))
+                    continue
+                timings = {"decode": (decoded - began) * 1000, "pose": (posed - decoded) * 1000, "gender": 0.0,
+                           "detect": 0.0}
+                pending.append((image, analysis, image.sha256, picture, pose, timings))
+            except TRANSIENT_ERRORS:
+                raise
+            except (ImageError, AnalysisFailed) as exc:
+                finish(fail(analysis, str(exc)))
+            except DatabaseError:
+                raise
+            except Exception as exc:
+                logger.exception("pipeline error on image %s", image.pk)
+                finish(fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}"))
+        if not pending:
+            continue
+        parts = pipeline.get_parts()
+        began = time.perf_counter()
+        try:
+            vectors = np.asarray(parts.embedder.embed([item[3] for item in pending]), dtype=np.float32)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            logger.exception("embedding a batch failed")
+            for image, analysis, *_ in pending:
+                finish(fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}"))
+            continue
+        share = (time.perf_counter() - began) * 1000 / len(pending)
+        versions = {"pose": str(parts.pose.version), "embedder": str(parts.embedder.version)}
+        for (image, analysis, sha256, picture, pose, timings), vector in zip(pending, vectors):
+            timings = {**timings, "embed": share}
+            timings["total"] = sum(timings.values())
+            result = Analysis(
+                width=picture.width, height=picture.height, is_full_shot=False, pose_score=float(pose.score),
+                keypoints=[], gender=image.product.gender, gender_confidence=1.0, gender_source="product",
+                articles=[], image_embedding=vector, timings=timings, model_versions=versions,
+            )
+            finish(_store_or_fail(analysis, image, result, sha256=sha256))
+    return done
+
+
+def _store_or_fail(analysis, image, result, sha256=None):
+    try:
+        return store(analysis, image, result, sha256=sha256 if sha256 is not None else image.sha256)
+    except AnalysisFailed as exc:
+        return fail(analysis, str(exc))

@@ -63,6 +63,8 @@ DEFAULTS = {
     },
     # Detected articles under this confidence are neither shown nor used as a product's own article.
     "MIN_ARTICLE_CONFIDENCE": 0.25,
+    # How prices are shown on the recommendation cards ({amount} is the product's price, two decimals).
+    "PRICE_FORMAT": "€{amount}",
     # Widget cache lifetime in seconds (it is also invalidated whenever a product or an analysis changes).
     "CACHE_TIMEOUT": 60 * 60,
     # Largest photo a visitor may upload to search by photo (page and API), in bytes.

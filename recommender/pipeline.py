@@ -27,11 +27,10 @@ def get_parts():
 def _build_parts():
     from ml import pipeline as ml_pipeline
 
-    configured = settings.PIPELINE
-    if dict(configured) == dict(DEFAULTS["PIPELINE"]) and hasattr(ml_pipeline, "default_parts"):
+    configured = dict(settings.PIPELINE)
+    if configured == dict(DEFAULTS["PIPELINE"]):
         return ml_pipeline.default_parts()
-    instances = {name: settings.part(name)() for name in PART_NAMES}
-    return ml_pipeline.Parts(**instances)
+    return ml_pipeline.parts_from_paths(**{name: configured.get(name) for name in PART_NAMES})
 
 
 def reset():
@@ -45,33 +44,17 @@ def analyse(image, *, gender=None, detect=None):
     """Run ``ml.pipeline.analyse`` with this process's parts; ``image`` is a PIL image, bytes or a path."""
     from ml import pipeline as ml_pipeline
 
-    return ml_pipeline.analyse(image, gender=gender or None, parts=get_parts(), detect=detect)
+    return ml_pipeline.analyse(
+        image, gender=gender or None, parts=get_parts(), detect=detect,
+        min_confidence=settings.MIN_ARTICLE_CONFIDENCE,
+    )
 
 
 def current_versions():
-    """``{"pose": ..., "detector": ..., "embedder": ..., "gender": ...}`` of the configured parts."""
-    parts = get_parts()
-    versions = getattr(parts, "versions", None)
-    if callable(versions):
-        versions = versions()
-    if isinstance(versions, dict):
-        return {str(key): str(value) for key, value in versions.items()}
-    result = {}
-    for name in PART_NAMES:
-        part = getattr(parts, name, None)
-        version = getattr(part, "version", None) or getattr(part, "model_version", None)
-        if callable(version):
-            version = version()
-        if version is not None:
-            result[name] = str(version)
-    return result
+    """``{"pose": ..., "gender": ..., "detector": ..., "embedder": ...}`` of the configured parts."""
+    return {str(key): str(value) for key, value in get_parts().versions().items()}
 
 
-def embed_images(images):
-    """Whole-image embeddings of several PIL images in one batch (catalogue photos), as float32 rows."""
-    parts = get_parts()
-    embedder = parts.embedder
-    for method in ("embed_images", "embed_batch", "embed"):
-        if hasattr(embedder, method):
-            return getattr(embedder, method)(list(images))
-    raise AttributeError("the configured embedder has no batch embedding method")
+def stale_versions(stored, current):
+    """The parts whose version in ``stored`` (an analysis' ``model_versions``) differs from ``current``."""
+    return sorted(name for name, version in (stored or {}).items() if name in current and current[name] != version)

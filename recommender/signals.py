@@ -50,7 +50,7 @@ def is_eager():
 def analysis_deferred():
     if getattr(_state, "deferred", False):
         return True
-    command = sys.argv[1] if len(sys.argv) > 1 and sys.argv[0].endswith("manage.py") else None
+    command = sys.argv[1] if len(sys.argv) > 1 else None
     return command in tuple(settings.EAGER_DEFER_COMMANDS)
 
 

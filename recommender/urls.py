@@ -1,2 +1,8 @@
+from django.urls import path
+
+from . import views
+
 app_name = "recommender"
-urlpatterns = []
+urlpatterns = [
+    path("search/", views.search, name="search"),
+]

@@ -1,0 +1,255 @@
+"""Admin of the recommender: analyses (status filter, boxes drawn, "re-analyse" action), and the catalogue's
+product image admin extended with the analysis status, the photo with its boxes, the gender and timings.
+
+The embedding column never appears in a form (``editable=False`` and excluded here): a 256-float text
+field is useless to edit and slow to render.
+"""
+from django.apps import apps
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from .conf import settings
+from .models import DetectedArticle, ImageAnalysis
+
+STATUS_COLOURS = {"queued": "#868e96", "running": "#1c7ed6", "done": "#2f9e44", "failed": "#e03131", "skipped": "#f08c00"}
+
+
+def status_badge(status):
+    if not status:
+        return format_html('<span style="color:#868e96">not analysed</span>')
+    return format_html(
+        '<span style="display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;background:{}">{}</span>',
+        STATUS_COLOURS.get(status, "#868e96"), status,
+    )
+
+
+def overlay_html(image, analysis):
+    articles = list(analysis.articles.all()) if analysis else []
+    return mark_safe(render_to_string("recommender/admin/overlay.html", {"image": image, "articles": articles}))
+
+
+def timings_html(analysis):
+    if not analysis or not analysis.timings:
+        return "—"
+    cells = "".join(
+        format_html("<tr><td>{}</td><td style='text-align:right'>{} ms</td></tr>", name, f"{value:.0f}")
+        for name, value in analysis.timings.items()
+    )
+    return mark_safe(f"<table>{cells}</table>")
+
+
+def gender_text(analysis):
+    if not analysis or not analysis.gender:
+        return "—"
+    text = analysis.gender
+    if analysis.gender_source == "predicted":
+        confidence = f", {analysis.gender_confidence:.2f}" if analysis.gender_confidence is not None else ""
+        text += f" (predicted{confidence})"
+    elif analysis.gender_source:
+        text += f" (from {analysis.get_gender_source_display().lower()})"
+    return text
+
+
+def queue_again(image_ids):
+    from .analysis import mark_queued
+    from .signals import queue_analysis
+
+    sent = 0
+    for image_id in image_ids:
+        mark_queued(image_id)
+        sent += bool(queue_analysis(image_id))
+    return sent
+
+
+class DetectedArticleInline(admin.TabularInline):
+    model = DetectedArticle
+    fields = ["category", "confidence", "x1", "y1", "x2", "y2", "gender", "base_colour", "is_inventory",
+              "is_whole_image", "model_version"]
+    readonly_fields = fields
+    exclude = ["embedding"]
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ImageAnalysis)
+class ImageAnalysisAdmin(admin.ModelAdmin):
+    list_display = ["image_thumb", "product_link", "status_display", "is_full_shot", "gender_display",
+                    "article_count", "total_time", "attempts", "finished_at"]
+    list_filter = ["status", "is_full_shot", "gender_source", "gender"]
+    search_fields = ["image__product__sku", "image__product__name", "error"]
+    list_select_related = ["image__product"]
+    actions = ["reanalyse"]
+    inlines = [DetectedArticleInline]
+    readonly_fields = ["image_link", "status_display", "error", "overlay", "is_full_shot", "pose_score",
+                       "gender_display", "timings_display", "model_versions", "attempts", "started_at",
+                       "finished_at", "created_at", "updated_at"]
+    fields = readonly_fields
+    date_hierarchy = "updated_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_articles=Count("articles"))
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="image")
+    def image_thumb(self, obj):
+        return format_html('<img src="{}" alt="" style="height:56px;width:auto;border-radius:4px">', obj.image.file.url)
+
+    @admin.display(description="product", ordering="image__product__name")
+    def product_link(self, obj):
+        product = obj.image.product
+        meta = product._meta
+        try:
+            url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[product.pk])
+        except Exception:
+            return str(product)
+        return format_html('<a href="{}">{}</a>', url, product)
+
+    @admin.display(description="image")
+    def image_link(self, obj):
+        meta = obj.image._meta
+        try:
+            url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.image_id])
+        except Exception:
+            return str(obj.image)
+        return format_html('<a href="{}">{}</a>', url, obj.image)
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj):
+        return status_badge(obj.status)
+
+    @admin.display(description="gender")
+    def gender_display(self, obj):
+        return gender_text(obj)
+
+    @admin.display(description="articles", ordering="_articles")
+    def article_count(self, obj):
+        return getattr(obj, "_articles", None)
+
+    @admin.display(description="time")
+    def total_time(self, obj):
+        return f"{obj.total_ms:.0f} ms" if obj.total_ms is not None else "—"
+
+    @admin.display(description="photo and boxes")
+    def overlay(self, obj):
+        return overlay_html(obj.image, obj)
+
+    @admin.display(description="timings")
+    def timings_display(self, obj):
+        return timings_html(obj)
+
+    @admin.action(description="Re-analyse the selected images")
+    def reanalyse(self, request, queryset):
+        sent = queue_again(list(queryset.values_list("image_id", flat=True)))
+        self.message_user(request, f"{sent} image(s) sent for analysis.", messages.SUCCESS)
+
+
+class AnalysisStatusFilter(admin.SimpleListFilter):
+    title = "analysis status"
+    parameter_name = "analysis_status"
+
+    def lookups(self, request, model_admin):
+        return [("none", "Not analysed"), *ImageAnalysis.Status.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "none":
+            return queryset.filter(analysis__isnull=True)
+        if value:
+            return queryset.filter(analysis__status=value)
+        return queryset
+
+
+class ProductImageAnalysisMixin:
+    """Adds the look analysis to a product image admin (the catalogue's, when it registered one)."""
+
+    analysis_fields = ["analysis_status", "analysis_overlay", "analysis_gender", "analysis_timings", "analysis_error"]
+
+    def _analysis(self, obj):
+        try:
+            return obj.analysis
+        except ImageAnalysis.DoesNotExist:
+            return None
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("analysis")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), *self.analysis_fields]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        return fields + [name for name in self.analysis_fields if name not in fields]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        listed = {name for _, options in fieldsets for name in options.get("fields", ())}
+        if not listed.issuperset(self.analysis_fields):
+            fieldsets = [(title, {**options, "fields": [f for f in options.get("fields", ()) if f not in self.analysis_fields]})
+                         for title, options in fieldsets]
+            fieldsets.append(("Look analysis", {"fields": self.analysis_fields}))
+        return fieldsets
+
+    def get_list_display(self, request):
+        return [*super().get_list_display(request), "analysis_status"]
+
+    def get_list_filter(self, request):
+        return [*super().get_list_filter(request), AnalysisStatusFilter]
+
+    @admin.display(description="analysis")
+    def analysis_status(self, obj):
+        return status_badge(getattr(self._analysis(obj), "status", None))
+
+    @admin.display(description="photo and boxes")
+    def analysis_overlay(self, obj):
+        if obj is None or not obj.pk:
+            return "—"
+        return overlay_html(obj, self._analysis(obj))
+
+    @admin.display(description="gender")
+    def analysis_gender(self, obj):
+        return gender_text(self._analysis(obj))
+
+    @admin.display(description="timings")
+    def analysis_timings(self, obj):
+        return timings_html(self._analysis(obj))
+
+    @admin.display(description="analysis error")
+    def analysis_error(self, obj):
+        analysis = self._analysis(obj)
+        return (analysis.error if analysis else "") or "—"
+
+    @admin.action(description="Re-analyse the selected images")
+    def reanalyse_images(self, request, queryset):
+        sent = queue_again(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{sent} image(s) sent for analysis.", messages.SUCCESS)
+
+
+def extend_product_image_admin(site=admin.site):
+    ProductImage = apps.get_model(settings.PRODUCT_IMAGE_MODEL)
+    existing = site._registry.get(ProductImage)
+    base = type(existing) if existing is not None else admin.ModelAdmin
+    attrs = {
+        "actions": [*(getattr(base, "actions", None) or []), "reanalyse_images"],
+        "__module__": __name__,
+    }
+    if existing is None:
+        attrs.update(list_display=["__str__", "product", "is_primary", "position"], search_fields=["product__sku", "product__name"],
+                     list_select_related=["product"])
+    admin_class = type("ProductImageAdmin", (ProductImageAnalysisMixin, base), attrs)
+    if existing is not None:
+        site.unregister(ProductImage)
+    site.register(ProductImage, admin_class)
+    return admin_class
+
+
+extend_product_image_admin()

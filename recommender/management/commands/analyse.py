@@ -1,0 +1,103 @@
+"""``manage.py analyse [--pending | --all | --failed | --product SKU …]``: analyse product images in this process.
+
+Useful without a worker (after ``import_catalogue``, or when the broker was down during uploads: images then
+stay "queued"). Shows a progress bar and ends with a summary. Catalogue photos that are not full shots are
+embedded in batches (``--batch-size``).
+"""
+import time
+from collections import Counter
+
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
+from tqdm import tqdm
+
+from recommender.conf import settings
+from recommender.models import ImageAnalysis
+
+
+def image_model():
+    return apps.get_model(settings.PRODUCT_IMAGE_MODEL)
+
+
+class Command(BaseCommand):
+    help = "Analyse product images (pose gate, articles, embeddings) in this process and store the results."
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--pending", action="store_true",
+                           help="images never analysed or still queued (the default)")
+        which.add_argument("--all", action="store_true", help="every product image")
+        which.add_argument("--failed", action="store_true", help="images whose last analysis failed")
+        which.add_argument("--product", action="append", metavar="SKU", help="the images of this product (repeatable)")
+        parser.add_argument("--limit", type=int, help="at most this many images")
+        parser.add_argument("--batch-size", type=int, default=None,
+                            help=f"catalogue photos embedded per batch (default {settings.EMBED_BATCH_SIZE})")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def select(self, options):
+        images = image_model().objects.all()
+        if options["all"]:
+            label = "all images"
+        elif options["failed"]:
+            images, label = images.filter(analysis__status=ImageAnalysis.Status.FAILED), "failed images"
+        elif options["product"]:
+            Product = apps.get_model(settings.PRODUCT_MODEL)
+            skus = options["product"]
+            known = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
+            unknown = [sku for sku in skus if sku not in known]
+            if unknown:
+                raise CommandError(f"no product with SKU {', '.join(unknown)}")
+            images, label = images.filter(product__sku__in=skus), f"images of {', '.join(skus)}"
+        else:
+            images = images.filter(Q(analysis__isnull=True) | Q(analysis__status=ImageAnalysis.Status.QUEUED))
+            label = "pending images"
+        return images, label
+
+    def handle(self, *args, **options):
+        from recommender.analysis import analyse_many
+
+        images, label = self.select(options)
+        ids = list(images.order_by("id").values_list("id", flat=True))
+        if options["limit"]:
+            ids = ids[: options["limit"]]
+        if not ids:
+            self.stdout.write(f"Nothing to analyse ({label}: 0).")
+            return
+        self.stdout.write(f"Analysing {len(ids)} {label}…")
+        self.run(ids, options)
+
+    def run(self, ids, options):
+        from recommender.analysis import analyse_many
+
+        counts, articles, errors = Counter(), 0, []
+        started = time.perf_counter()
+        bar = tqdm(total=len(ids), unit="image", disable=options.get("no_progress"), file=self.stderr._out)
+
+        def on_done(analysis):
+            nonlocal articles
+            counts[analysis.status] += 1
+            if analysis.status == ImageAnalysis.Status.FAILED:
+                errors.append((analysis.image_id, analysis.error))
+            else:
+                articles += analysis.articles.count()
+            bar.update(1)
+            bar.set_postfix({status: n for status, n in sorted(counts.items())}, refresh=False)
+
+        try:
+            analyse_many(ids, batch_size=options.get("batch_size"), on_done=on_done)
+        finally:
+            bar.close()
+        elapsed = time.perf_counter() - started
+        total = sum(counts.values())
+        full_shots = ImageAnalysis.objects.filter(image_id__in=ids, is_full_shot=True,
+                                                  status=ImageAnalysis.Status.DONE).count()
+        self.stdout.write(
+            f"Analysed {total} image(s) in {elapsed:.1f} s ({total / elapsed if elapsed else 0:.1f} images/s): "
+            + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            + f"; {full_shots} full shot(s); {articles} article(s) stored."
+        )
+        for image_id, error in errors[:20]:
+            self.stdout.write(self.style.WARNING(f"  image {image_id}: {error}"))
+        if len(errors) > 20:
+            self.stdout.write(self.style.WARNING(f"  … and {len(errors) - 20} more failures (see the admin)."))

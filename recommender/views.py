@@ -1,0 +1,51 @@
+"""The search-by-photo page: ``/search/`` (``recommender:search``)."""
+import base64
+import io
+import logging
+
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from .forms import SearchByPhotoForm
+from .services import search_by_photo
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 640
+
+
+def preview_data_url(picture):
+    """The visitor's photo, downscaled, as a data URL: shown back without ever being stored."""
+    preview = picture.copy()
+    preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buffer = io.BytesIO()
+    preview.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), preview.size
+
+
+@require_http_methods(["GET", "POST"])
+def search(request):
+    form = SearchByPhotoForm(request.POST or None, request.FILES or None)
+    context = {"form": form}
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = search_by_photo(
+                    data["picture"], gender=data["gender"] or None, category=data["category"] or None,
+                    exclude_colours=data["exclude_colour"] or None,
+                )
+            except ValueError as exc:
+                form.add_error(None, str(exc))
+                status = 400
+            except Exception:
+                logger.exception("search by photo failed")
+                form.add_error(None, "Search by photo is unavailable right now; please try again later.")
+                status = 503
+            else:
+                url, (width, height) = preview_data_url(result.picture)
+                context.update(result=result, photo_url=url, photo_width=width, photo_height=height)
+        else:
+            status = 400
+    return render(request, "recommender/search.html", context, status=status)
