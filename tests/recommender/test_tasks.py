@@ -1,0 +1,118 @@
+"""The analysis task's state machine, its failure path and how uploads reach it (signals, broker down)."""
+import logging
+
+import pytest
+from celery import current_app
+from django.core.management import CommandError, call_command
+
+from catalog.models import ProductImage
+from look_factories import make_image, make_product
+from recommender.models import ImageAnalysis
+from recommender.signals import BROKER_DOWN_MESSAGE, defer_analysis
+from recommender.tasks import analyse_image
+
+NOT_AN_IMAGE = b"Dear shop, this is a text file renamed photo.jpg\n" * 20
+
+
+@pytest.mark.django_db
+def test_a_file_that_is_not_an_image_ends_failed_with_a_readable_message():
+    product = make_product(category="top")
+    image = make_image(product, content=NOT_AN_IMAGE)
+    outcome = analyse_image.delay(image.pk).get()
+    analysis = ImageAnalysis.objects.get(image=image)
+    assert outcome["status"] == "failed" and analysis.status == "failed"
+    assert "not an image" in analysis.error and "cannot identify format" in analysis.error
+    assert analysis.attempts == 1 and analysis.started_at and analysis.finished_at
+    assert analysis.articles.count() == 0
+    # Re-running is allowed and counted; the outcome is the same.
+    analyse_image.delay(image.pk).get()
+    analysis.refresh_from_db()
+    assert analysis.status == "failed" and analysis.attempts == 2
+
+
+@pytest.mark.django_db
+def test_a_truncated_jpeg_and_a_missing_file_are_named():
+    from look_factories import png_bytes
+    from PIL import Image
+    import io
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), png_bytes()[:64 * 64 * 3].ljust(64 * 64 * 3, b"x")).save(buffer, "JPEG")
+    truncated = make_image(make_product(category="top"), content=buffer.getvalue()[:300])
+    analyse_image.delay(truncated.pk).get()
+    assert "truncated" in ImageAnalysis.objects.get(image=truncated).error.lower()
+
+    missing = make_image(make_product(category="top"))
+    missing.file.storage.delete(missing.file.name)
+    analyse_image.delay(missing.pk).get()
+    assert "missing from storage" in ImageAnalysis.objects.get(image=missing).error
+
+
+@pytest.mark.django_db
+def test_an_image_deleted_before_its_task_ran_is_not_an_error():
+    image = make_image(make_product(category="top"))
+    image_id = image.pk
+    image.delete()
+    assert analyse_image.delay(image_id).get() == {"image": image_id, "status": "missing"}
+    assert not ImageAnalysis.objects.filter(image_id=image_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_an_image_queues_its_analysis_after_commit():
+    """Eager mode (no broker): the catalog signal runs the task right after the commit."""
+    assert current_app.conf.task_always_eager
+    product = make_product(category="top")
+    image = make_image(product, content=NOT_AN_IMAGE)  # fails fast, without loading any model
+    analysis = ImageAnalysis.objects.get(image=image)
+    assert analysis.status == "failed" and "not an image" in analysis.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_imports_only_mark_images_queued():
+    product = make_product(category="top")
+    with defer_analysis():
+        image = make_image(product, content=NOT_AN_IMAGE)
+    analysis = ImageAnalysis.objects.get(image=image)
+    assert analysis.status == "queued" and analysis.attempts == 0
+    call_command("analyse", "--pending", "--no-progress")
+    analysis.refresh_from_db()
+    assert analysis.status == "failed" and analysis.attempts == 1
+
+
+@pytest.fixture
+def broker_down():
+    conf = current_app.conf
+    saved = conf.task_always_eager, conf.broker_url
+    conf.task_always_eager = False
+    conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    current_app.pool.force_close_all()
+    try:
+        yield
+    finally:
+        conf.task_always_eager, conf.broker_url = saved
+        current_app.pool.force_close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_the_image_is_saved_and_stays_queued(broker_down, caplog):
+    product = make_product(category="top")
+    with caplog.at_level(logging.WARNING, logger="recommender"):
+        image = make_image(product, content=NOT_AN_IMAGE)
+    assert ProductImage.objects.filter(pk=image.pk).exists()
+    assert ImageAnalysis.objects.get(image=image).status == "queued"
+    warning = [r for r in caplog.records if r.msg == BROKER_DOWN_MESSAGE]
+    assert warning and "manage.py analyse --pending" in warning[0].getMessage()
+
+
+@pytest.mark.django_db
+def test_analyse_command_reports_and_refuses_unknown_skus(capsys):
+    image = make_image(make_product(category="top", sku="SHIRT-1"), content=NOT_AN_IMAGE)
+    with pytest.raises(CommandError, match="no product with SKU NOPE"):
+        call_command("analyse", "--product", "NOPE")
+    call_command("analyse", "--product", "SHIRT-1", "--no-progress")
+    out = capsys.readouterr().out
+    assert "Analysing 1 images of SHIRT-1" in out and "1 failed" in out and f"image {image.pk}: " in out
+    call_command("analyse", "--pending", "--no-progress")
+    assert "Nothing to analyse" in capsys.readouterr().out
+    call_command("analyse", "--failed", "--no-progress")
+    assert "1 failed" in capsys.readouterr().out
