@@ -120,8 +120,10 @@ def evaluate_embeddings(cat_emb, cat_products, q_emb, q_products, k=10, filters=
                 m &= q_keys[p][sl][:, None] == cat_keys[p][None, :]
             return m
     elif filters == "predicted":
-        pred_gender = knn_predict(cat_emb, cat_labels["gender"], q_emb)
-        pred_type = knn_predict(cat_emb, cat_labels["articleType"], q_emb)
+        # one vote on the joint label keeps gender and article type consistent (no "Men|Sarees")
+        joint = knn_predict(cat_emb, cat_labels["gender+articleType"], q_emb)
+        pred_gender = np.array([j.split("|", 1)[0] for j in joint])
+        pred_type = np.array([j.split("|", 1)[1] for j in joint])
         extra["predicted_accuracy"] = {
             "gender": round(float((pred_gender == q_labels["gender"]).mean()), 4),
             "articleType": round(float((pred_type == q_labels["articleType"]).mean()), 4),
@@ -159,6 +161,8 @@ def add_arguments(parser):
                         help="pad: query shrunk to 60%% on a white canvas; resize: query squashed to 3:4 at half size")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries (quick runs)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="reuse embeddings between runs (keyed by model, weights file, images and transform)")
 
 
 def transform_query(image, how: str):
@@ -177,9 +181,21 @@ def transform_query(image, how: str):
     raise ValueError(how)
 
 
-def _embed_products(embedder, products, transform="none", batch_size=32, desc="embedding"):
+def _embed_products(embedder, products, transform="none", batch_size=32, desc="embedding", cache_dir=None):
     from PIL import Image
     from tqdm import tqdm
+
+    cache = None
+    if cache_dir is not None:
+        import hashlib
+
+        weights = getattr(embedder, "weights", None)
+        stamp = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights is not None and weights.exists() else ""
+        key = "|".join([embedder.version, str(embedder.input_size), stamp, transform] + [str(p.image_path) for p in products])
+        cache = Path(cache_dir) / f"{embedder.version}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+        if cache.exists():
+            with np.load(cache) as data:
+                return data["vectors"], float(data["images_per_second"])
 
     out, seconds = [], 0.0
     for start in tqdm(range(0, len(products), 256), desc=desc, unit="x256", leave=False):
@@ -188,10 +204,16 @@ def _embed_products(embedder, products, transform="none", batch_size=32, desc="e
         t = time.perf_counter()
         out.append(embedder.embed(images, batch_size=batch_size))
         seconds += time.perf_counter() - t
-    return np.concatenate(out), len(products) / max(seconds, 1e-9)
+    vectors, ips = np.concatenate(out), len(products) / max(seconds, 1e-9)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, vectors=vectors, images_per_second=ips)
+    return vectors, ips
 
 
 def run(args) -> dict:
+    from PIL import Image
+
     from ml.product_photos import read_styles, split_ids
 
     catalogue = read_styles(args.catalogue_styles, args.catalogue_images)
@@ -216,9 +238,11 @@ def run(args) -> dict:
 
     for name in models:
         embedder = ImageNetEmbedder() if name == "imagenet" else Embedder(weights=args.weights)
-        embedder.embed([transform_query(__import__("PIL.Image").Image.new("RGB", (64, 64)), "none")])  # warm-up
-        cat_emb, ips_cat = _embed_products(embedder, catalogue, "none", args.batch_size, f"{name}: catalogue")
-        q_emb, ips_q = _embed_products(embedder, queries, args.query_transform, args.batch_size, f"{name}: queries")
+        embedder.embed([Image.new("RGB", (64, 64))])  # load the weights and warm up outside the timing
+        cat_emb, ips_cat = _embed_products(embedder, catalogue, "none", args.batch_size, f"{name}: catalogue",
+                                           args.cache_dir)
+        q_emb, ips_q = _embed_products(embedder, queries, args.query_transform, args.batch_size, f"{name}: queries",
+                                       args.cache_dir)
         metrics = evaluate_embeddings(cat_emb, catalogue, q_emb, queries, args.k, args.filters)
         result["models"][name] = {
             "version": embedder.version, "dim": embedder.dim,

