@@ -191,11 +191,11 @@ class ProductImageAnalysisMixin:
         return fields + [name for name in self.analysis_fields if name not in fields]
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = list(super().get_fieldsets(request, obj))
-        listed = {name for _, options in fieldsets for name in options.get("fields", ())}
-        if not listed.issuperset(self.analysis_fields):
-            fieldsets = [(title, {**options, "fields": [f for f in options.get("fields", ()) if f not in self.analysis_fields]})
-                         for title, options in fieldsets]
+        fieldsets = [
+            (title, {**options, "fields": [f for f in options.get("fields", ()) if f not in self.analysis_fields]})
+            for title, options in super().get_fieldsets(request, obj)
+        ]
+        if obj is not None and obj.pk:
             fieldsets.append(("Look analysis", {"fields": self.analysis_fields}))
         return fieldsets
 

@@ -8,6 +8,7 @@ from look_factories import add_article, make_analysis, make_image, make_product,
 @pytest.fixture(autouse=True)
 def _media_and_cache(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
     from django.core.cache import cache
 
     cache.clear()
