@@ -3,11 +3,13 @@ import uuid
 from decimal import Decimal
 from pathlib import PurePath
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils.text import slugify
 
 from .taxonomy import LOOK_CATEGORY_CHOICES, look_category_for
+from .validation import validate_image_field
 
 
 class Gender(models.TextChoices):
@@ -97,7 +99,11 @@ def product_image_path(instance, filename):
 
 class ProductImage(models.Model):
     product = models.ForeignKey(Product, related_name="images", on_delete=models.CASCADE)
-    file = models.ImageField(upload_to=product_image_path, width_field="width", height_field="height", max_length=255)
+    file = models.ImageField(
+        upload_to=product_image_path, width_field="width", height_field="height", max_length=255,
+        validators=[validate_image_field],
+        help_text="JPEG, PNG, WebP or GIF; at least 32×32 pixels, at most 40 megapixels and 10 MB.",
+    )
     position = models.PositiveSmallIntegerField(default=0)
     is_primary = models.BooleanField("primary", default=False)
     width = models.PositiveIntegerField(null=True, blank=True, editable=False)
@@ -110,11 +116,20 @@ class ProductImage(models.Model):
         ordering = ["product", "-is_primary", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["product", "sha256"], name="unique_image_per_product",
-                                    condition=~models.Q(sha256="")),
+                                    condition=~models.Q(sha256=""),
+                                    violation_error_message="This image is already attached to the product."),
         ]
 
     def __str__(self):
         return f"Image {self.position} of {self.product.sku}"
+
+    def clean(self):
+        super().clean()
+        if self.file and not getattr(self.file, "_committed", True) and self.product_id:
+            sha256 = compute_sha256(self.file)
+            duplicates = ProductImage.objects.filter(product_id=self.product_id, sha256=sha256).exclude(pk=self.pk)
+            if duplicates.exists():
+                raise ValidationError({"file": "This image is already attached to the product."}, code="duplicate")
 
     def save(self, *args, **kwargs):
         self._file_changed = False
