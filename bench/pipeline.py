@@ -1,0 +1,231 @@
+"""Pipeline speed: ms per full-shot photo by stage, and catalogue ingest in images per second.
+
+- Full shots: ``ml.benchmarks.pipeline`` (the ``python -m ml.bench pipeline`` code) on ``--photos``
+  (default ``demo_data/looks``), once as a product photo (the product's gender is known, as when a shop
+  uploads it) and once as a visitor's search photo (gender predicted) when the gender weights exist.
+- Ingest: catalogue photos (default ``demo_data/products``) become ``Product``/``ProductImage`` rows in the
+  bench database with their files in a bench media folder, then are analysed
+  1. eagerly, in this process, by ``recommender.analysis.analyse_many`` (what ``manage.py analyse`` runs:
+     catalogue photos embedded in batches of ``BUY_THE_LOOK["EMBED_BATCH_SIZE"]``), and
+  2. through a real Celery worker (``celery -A shop worker`` subprocess) on Redis (a spare database number,
+     ``--redis-db``), one ``recommender.analyse_image`` task per image, from enqueue until every analysis is
+     finished in the database.
+  Both measure the same images after a warm-up on other images (models loaded, graphs traced).
+
+When the committed model weights are not there, the section says "skipped: no weights".
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parent.parent
+FINISHED = ("done", "failed", "skipped")
+
+
+def missing_weights(need_gender=False):
+    """Paths of the committed weights the pipeline needs that are not there."""
+    from ml import detect, embed
+
+    needed = [embed.DEFAULT_WEIGHTS, detect.DEFAULT_WEIGHTS,
+              REPO / "ml" / "weights" / "pose_detection.tflite", REPO / "ml" / "weights" / "pose_landmark_full.tflite"]
+    if need_gender:
+        from ml import gender
+
+        needed.append(gender.DEFAULT_WEIGHTS)
+    return [str(Path(path).relative_to(REPO)) if str(path).startswith(str(REPO)) else str(path)
+            for path in needed if not Path(path).exists()]
+
+
+def full_shots(photos, runs, warmup=3, progress=True):
+    from ml.benchmarks import pipeline as ml_pipeline_bench
+
+    result = {"photos_dir": str(photos)}
+    result["product_photo"] = ml_pipeline_bench.run(
+        argparse.Namespace(photos=Path(photos), n=runs, warmup=warmup, product_gender="Women"))
+    if not missing_weights(need_gender=True):
+        result["search_photo"] = ml_pipeline_bench.run(
+            argparse.Namespace(photos=Path(photos), n=runs, warmup=warmup, product_gender=None))
+    else:
+        result["search_photo"] = {"status": "skipped: no gender weights"}
+    return result
+
+
+def create_catalogue(products_dir, count, media_root):
+    """Products and images (files copied into ``media_root``) from ``styles.csv``; returns image ids."""
+    from catalog.models import Product, ProductImage
+    from catalog.taxonomy import look_category_for
+
+    products_dir = Path(products_dir)
+    with open(products_dir / "styles.csv", newline="", encoding="utf-8") as handle:
+        styles = [row for row in csv.DictReader(handle) if (products_dir / "images" / f"{row['id']}.jpg").exists()]
+    styles = styles[:count]
+    target = Path(media_root) / "products" / "bench-ingest"
+    target.mkdir(parents=True, exist_ok=True)
+    products, images = [], []
+    for row in styles:
+        products.append(Product(
+            sku=f"ingest-{row['id']}", name=row["productDisplayName"][:255] or row["id"], slug=f"ingest-{row['id']}",
+            gender=row["gender"], master_category=row["masterCategory"], sub_category=row["subCategory"],
+            article_type=row["articleType"], base_colour=row["baseColour"], price="25.00",
+            look_category=look_category_for(row["subCategory"], row["articleType"]),
+        ))
+    products = Product.objects.bulk_create(products)  # no signals: nothing is analysed before we time it
+    for product, row in zip(products, styles):
+        source = products_dir / "images" / f"{row['id']}.jpg"
+        shutil.copyfile(source, target / source.name)
+        images.append(ProductImage(product=product, file=f"products/bench-ingest/{source.name}", is_primary=True,
+                                   width=224, height=224, sha256=hashlib.sha256(source.read_bytes()).hexdigest()))
+    return [image.pk for image in ProductImage.objects.bulk_create(images)]
+
+
+def _reset(image_ids):
+    from recommender.models import ImageAnalysis
+
+    ImageAnalysis.objects.filter(image_id__in=image_ids).delete()
+
+
+def _statuses(image_ids):
+    from django.db.models import Count
+
+    from recommender.models import ImageAnalysis
+
+    rows = ImageAnalysis.objects.filter(image_id__in=image_ids).values("status").annotate(n=Count("id"))
+    return {row["status"]: row["n"] for row in rows}
+
+
+def ingest_eager(warmup_ids, timed_ids, progress=True):
+    from recommender.analysis import analyse_many
+    from recommender.conf import settings
+
+    analyse_many(warmup_ids)
+    bar = tqdm(total=len(timed_ids), desc="ingest (eager)", unit="image", disable=not progress, mininterval=1)
+    started = time.perf_counter()
+    analyse_many(timed_ids, on_done=lambda analysis: bar.update(1))
+    seconds = time.perf_counter() - started
+    bar.close()
+    return {"images": len(timed_ids), "seconds": round(seconds, 2),
+            "images_per_second": round(len(timed_ids) / seconds, 2), "batch_size": settings.EMBED_BATCH_SIZE,
+            "statuses": _statuses(timed_ids), "how": "recommender.analysis.analyse_many (manage.py analyse)"}
+
+
+def _wait_finished(image_ids, timeout, bar=None):
+    from recommender.models import ImageAnalysis
+
+    deadline = time.monotonic() + timeout
+    done = 0
+    while time.monotonic() < deadline:
+        now = ImageAnalysis.objects.filter(image_id__in=image_ids, status__in=FINISHED).count()
+        if bar is not None and now > done:
+            bar.update(now - done)
+        done = now
+        if done >= len(image_ids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concurrency, log_path, progress=True):
+    """Start a worker on the bench database, warm it up, then time ``timed_ids`` from enqueue to done."""
+    from django.db import connections
+
+    from recommender.tasks import analyse_image
+    from shop.celery import app
+
+    from .database import _bench_url, DEFAULT_URL
+
+    settings_dict = connections["default"].settings_dict
+    base_url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    env = {**os.environ, "DATABASE_URL": _bench_url(base_url, dbname), "CELERY_BROKER_URL": redis_url,
+           "MEDIA_ROOT": str(media_root), "DJANGO_SETTINGS_MODULE": "shop.settings", "DEBUG": "0",
+           "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-not-a-secret"), "SECURE_SSL_REDIRECT": "0",
+           "PYTHONPATH": str(REPO)}
+    if settings_dict.get("HOST"):
+        env.setdefault("PGHOST", str(settings_dict["HOST"]))
+    app.conf.broker_url = redis_url
+    app.conf.task_always_eager = False
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "shop", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+         "--without-gossip", "--without-mingle", "-n", f"bench-{os.getpid()}@%h"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        app.control.purge()
+        started = time.perf_counter()
+        ready = False
+        while time.perf_counter() - started < 180 and worker.poll() is None:
+            if app.control.ping(timeout=1.0):
+                ready = True
+                break
+        if not ready:
+            raise RuntimeError(f"the Celery worker did not answer within 180 s (see {log_path})")
+        startup = time.perf_counter() - started
+        started = time.perf_counter()
+        for image_id in warmup_ids:
+            analyse_image.delay(image_id)
+        if not _wait_finished(warmup_ids, timeout=600):
+            raise RuntimeError(f"warm-up tasks did not finish in 600 s (see {log_path})")
+        warmup_seconds = time.perf_counter() - started
+
+        bar = tqdm(total=len(timed_ids), desc="ingest (celery)", unit="image", disable=not progress, mininterval=1)
+        started = time.perf_counter()
+        for image_id in timed_ids:
+            analyse_image.delay(image_id)
+        enqueued = time.perf_counter() - started
+        finished = _wait_finished(timed_ids, timeout=max(600, 10 * len(timed_ids)), bar=bar)
+        seconds = time.perf_counter() - started
+        bar.close()
+        if not finished:
+            raise RuntimeError(f"Celery tasks did not finish in time (see {log_path})")
+    finally:
+        worker.send_signal(signal.SIGTERM)  # warm shutdown of this worker (and its own children)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        log.close()
+        app.conf.task_always_eager = True
+    return {"images": len(timed_ids), "seconds": round(seconds, 2),
+            "images_per_second": round(len(timed_ids) / seconds, 2), "enqueue_seconds": round(enqueued, 3),
+            "worker_concurrency": concurrency, "worker_startup_seconds": round(startup, 2),
+            "warmup_images": len(warmup_ids), "warmup_seconds": round(warmup_seconds, 2),
+            "statuses": _statuses(timed_ids), "broker": redis_url,
+            "how": "one recommender.analyse_image task per image, celery -A shop worker (prefork)"}
+
+
+def run(*, dbname, photos, products, runs=20, ingest_images=200, concurrency=2, redis_url, media_root, log_dir,
+        celery=True, progress=True):
+    missing = missing_weights()
+    if missing:
+        return {"status": "skipped: no weights", "missing": missing}
+    result = {"status": "measured"}
+    result["full_shot"] = full_shots(photos, runs, progress=progress)
+    warmup = max(2 * concurrency, 8)
+    image_ids = create_catalogue(products, ingest_images + warmup, media_root)
+    warmup_ids, timed_ids = image_ids[:warmup], image_ids[warmup:]
+    result["ingest_eager"] = ingest_eager(warmup_ids, timed_ids, progress=progress)
+    if celery:
+        _reset(image_ids)
+        try:
+            result["ingest_celery"] = ingest_celery(
+                warmup_ids, timed_ids, dbname=dbname, media_root=media_root, redis_url=redis_url,
+                concurrency=concurrency, log_path=Path(log_dir) / "bench-celery-worker.log", progress=progress)
+        except Exception as exc:  # reported, not hidden: the other sections still count
+            result["ingest_celery"] = {"status": f"failed: {type(exc).__name__}: {exc}"}
+    else:
+        result["ingest_celery"] = {"status": "skipped (--no-celery)"}
+    return result

@@ -1,0 +1,240 @@
+"""The bench's markdown report and printed summary, from its JSON (every figure comes from the run)."""
+from __future__ import annotations
+
+TARGETS = {
+    "vector_p95_ms": 10.0,
+    "vector_recall": 0.95,
+    "speedup_vs_faiss": 10.0,
+    "widget_p95_ms": 50.0,
+    "full_shot_ms": 500.0,
+    "ingest_images_per_second": 40.0,
+}
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _ok(value, target, higher_is_better=False):
+    if value is None:
+        return "–"
+    met = value >= target if higher_is_better else value <= target
+    return "met" if met else "not met"
+
+
+def target_rows(report):
+    """(what, measured, target, verdict) for each target the run measured."""
+    rows = []
+    n = report.get("articles")
+    vector = report.get("vector")
+    if vector:
+        pg = vector["pgvector"]
+        k = vector["k"]
+        rows.append((f"filtered look query p95 at {n:,} articles", f"{_fmt(pg['p95_ms'])} ms",
+                     "≤ 10 ms (at 1M)", _ok(pg["p95_ms"], TARGETS["vector_p95_ms"])))
+        rows.append((f"recall@{k} at {n:,} articles", _fmt(pg[f"recall_at_{k}"], 4), "≥ 0.95",
+                     _ok(pg[f"recall_at_{k}"], TARGETS["vector_recall"], True)))
+        rows.append(("speed-up vs FAISS flat (p95)", f"{_fmt(vector['speedup_p95_vs_faiss_flat'])}×", "≥ 10×",
+                     _ok(vector["speedup_p95_vs_faiss_flat"], TARGETS["speedup_vs_faiss"], True)))
+        rare = vector["rare_colour"]
+        rows.append((f"1%-colour filter: short results of {vector['queries']:,}", _fmt(rare["short_results"]), "0",
+                     "met" if rare["short_results"] == 0 else "not met"))
+    widget = report.get("widget")
+    if widget:
+        rows.append(("widget page p95, cache off", f"{_fmt(widget['cache_off']['p95_ms'])} ms", "≤ 50 ms",
+                     _ok(widget["cache_off"]["p95_ms"], TARGETS["widget_p95_ms"])))
+        rows.append(("widget page p95, cache on", f"{_fmt(widget['cache_on']['p95_ms'])} ms", "≤ 50 ms",
+                     _ok(widget["cache_on"]["p95_ms"], TARGETS["widget_p95_ms"])))
+    pipeline = report.get("pipeline")
+    if pipeline and pipeline.get("status") == "measured":
+        product = pipeline["full_shot"]["product_photo"]
+        total = product.get("full_shot_total_p50_ms")
+        rows.append(("full-shot analysis p50 (product photo)", f"{_fmt(total, 1)} ms", "≤ 500 ms",
+                     _ok(total, TARGETS["full_shot_ms"])))
+        for key, label in (("ingest_eager", "eager"), ("ingest_celery", "Celery worker")):
+            ingest = pipeline.get(key) or {}
+            rate = ingest.get("images_per_second")
+            rows.append((f"catalogue ingest, {label}", f"{_fmt(rate)} images/s" if rate else ingest.get("status", "–"),
+                         "≥ 40 images/s", _ok(rate, TARGETS["ingest_images_per_second"], True)))
+    elif pipeline:
+        rows.append(("pipeline", pipeline.get("status"), "", ""))
+    return rows
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(cell) if not isinstance(cell, str) else cell for cell in row) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(report, json_path=None):
+    machine = report["machine"]
+    out = [f"# Benchmarks — {report['articles']:,} articles", ""]
+    out.append(f"Command: `{report['command']}` · generated {report['generated_at']}"
+               + (f" · raw figures: `{json_path.name}`" if json_path else ""))
+    out.append("")
+    server = report.get("server", {})
+    out.append(f"Machine: {machine.get('cpu_count')} CPU ({machine.get('cpu_model', '?')}), "
+               f"{machine.get('memory_gb', '?')} GB RAM; load average {machine.get('load_average_at_start')} at start, "
+               f"{machine.get('load_average_at_end')} at end (1/5/15 min). "
+               f"{server.get('postgresql', '')}, pgvector {server.get('pgvector', '?')}, "
+               f"shared_buffers {server.get('shared_buffers', '?')}. Total run {report.get('total_seconds')} s.")
+    out.append("")
+    out.append("Timings are wall-clock on this machine; a load average above the CPU count means other work "
+               "(e.g. model training) shared the CPUs, so the figures are pessimistic. Targets are reported, "
+               "never asserted.")
+    out.append("")
+    out.append("## Targets")
+    out.append("")
+    out.append(_table(["what", "measured", "target", "verdict"], target_rows(report)))
+    out.append("")
+
+    dataset = report.get("dataset")
+    if dataset:
+        out.append("## Data set and index")
+        out.append("")
+        out.append(f"{dataset['articles']:,} synthetic inventory articles of dimension {dataset['dimension']} "
+                   f"in {dataset['clusters']:,} style clusters; categories {dataset['categories']}; genders "
+                   f"{dataset['genders']}; rare colour {dataset['rare_colour']['colour']!r}: "
+                   f"{dataset['rare_colour']['articles']:,} articles. Loaded by COPY in "
+                   f"{sum(dataset['copy_seconds'].values()):.1f} s ({dataset['copy_seconds']}).")
+        out.append("")
+        index = report["index"]
+        out.append(_table(["HNSW index", "value"], [
+            ("definition", f"`{index['definition']}`"),
+            ("build time (after the load)", f"{index['build_seconds']} s"),
+            ("index size (pg_relation_size)", f"{index['size_mb']} MB"),
+            ("table heap / total with indexes", f"{index['table_heap_mb']} MB / {index['table_total_mb']} MB"),
+            ("maintenance_work_mem / parallel workers",
+             f"{index['maintenance_work_mem_mb']} MB / {index['max_parallel_maintenance_workers']}"),
+        ]))
+        out.append("")
+
+    vector = report.get("vector")
+    if vector:
+        k = vector["k"]
+        out.append(f"## Vector search (k = {k}, {vector['queries']:,} queries, {vector['query_filter']})")
+        out.append("")
+        pg, faiss, brute, exact = (vector["pgvector"], vector["faiss_flat"], vector["numpy_brute_force"],
+                                   vector["exact_sql"])
+        out.append(_table(
+            ["method", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", "short results", "notes"],
+            [
+                (f"pgvector HNSW via recommender.services (ef_search {vector['ef_search_default']})", pg["p50_ms"],
+                 pg["p95_ms"], pg["p99_ms"], pg[f"recall_at_{k}"], pg["short_results"],
+                 f"exact fallbacks {pg['exact_fallbacks']}; HNSW index in plan: {pg['uses_hnsw_index']}"),
+                (f"FAISS IndexFlatIP per category, gender filter on top {k * faiss['overfetch']}", faiss["p50_ms"],
+                 faiss["p95_ms"], faiss["p99_ms"], faiss[f"recall_at_{k}"], faiss["short_results"],
+                 f"build {faiss['build_seconds']} s"),
+                ("numpy brute force (matrix product + argpartition, filters)", brute["p50_ms"], brute["p95_ms"],
+                 brute["p99_ms"], brute[f"recall_at_{k}"], 0, "the ground truth"),
+                (f"same SQL, exact (no HNSW), first {exact['queries']} queries", exact["p50_ms"], exact["p95_ms"],
+                 exact["p99_ms"], exact.get(f"agreement_with_numpy_at_{k}"), "–", "agreement with numpy"),
+            ]))
+        out.append("")
+        out.append(f"Speed-up of the recommender's query over FAISS flat: {vector['speedup_p50_vs_faiss_flat']}× at "
+                   f"p50, {vector['speedup_p95_vs_faiss_flat']}× at p95; over numpy brute force "
+                   f"{vector['speedup_p95_vs_numpy']}× at p95.")
+        out.append("")
+        out.append("### Recall–latency curve (`hnsw.ef_search` set after `configure_search`)")
+        out.append("")
+        out.append(_table(["ef_search", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", f"min recall@{k}",
+                           "short results", "exact fallbacks"],
+                          [(p["ef_search"], p["p50_ms"], p["p95_ms"], p["p99_ms"], p[f"recall_at_{k}"],
+                            p[f"min_recall_at_{k}"], p["short_results"], p["exact_fallbacks"])
+                           for p in vector["ef_search_sweep"]]))
+        out.append("")
+        rare = vector["rare_colour"]
+        out.append(f"### 1%-selective filter: colour {rare['colour']!r} (+ category + gender)")
+        out.append("")
+        out.append(_table(["figure", "value"], [
+            ("share of articles with the colour", rare["share_of_articles"]),
+            ("rows passing all filters, share of the table", rare["selectivity_with_category_and_gender"]),
+            ("queries with fewer than k matching rows in the table", rare["queries_with_fewer_than_k_matches"]),
+            ("short results (fewer than min(k, matching rows))", rare["short_results"]),
+            ("queries answered by the exact fallback", rare["exact_fallbacks"]),
+            ("p50 / p95 / p99 ms", f"{_fmt(rare['p50_ms'])} / {_fmt(rare['p95_ms'])} / {_fmt(rare['p99_ms'])}"),
+            (f"recall@{k}", rare[f"recall_at_{k}"]),
+            (f"FAISS flat (top {k * faiss['overfetch']}, then filters): short results",
+             faiss["rare_colour_short_results"]),
+        ]))
+        out.append("")
+
+    widget = report.get("widget")
+    if widget:
+        out.append(f"## Product page with the widget ({widget['mode']}, k = {widget['k']})")
+        out.append("")
+        rows = []
+        for key, label in (("cache_off", "cache off (DummyCache)"), ("cache_on", "cache on (primed)")):
+            part = widget[key]
+            queries = part["sql_queries_per_page"] or {}
+            rows.append((label, part["pages"], part["p50_ms"], part["p95_ms"], part["p99_ms"],
+                         f"{queries.get('min')}–{queries.get('max')} (median {queries.get('median')})",
+                         f"{part['pages_with_widget']}/{part['pages']}", ",".join(map(str, part["http_statuses"]))))
+        out.append(_table(["cache", "pages", "p50 ms", "p95 ms", "p99 ms", "SQL queries per page",
+                           "pages showing the widget", "HTTP"], rows))
+        out.append("")
+
+    pipeline = report.get("pipeline")
+    if pipeline:
+        out.append("## Pipeline")
+        out.append("")
+        if pipeline.get("status") != "measured":
+            out.append(f"{pipeline.get('status')}: {', '.join(pipeline.get('missing', []))}")
+            out.append("")
+        else:
+            stages = ("decode", "pose", "gender", "detect", "embed", "total")
+            rows = []
+            for key, label in (("product_photo", "product photo (gender known)"),
+                               ("search_photo", "search photo (gender predicted)")):
+                part = pipeline["full_shot"].get(key) or {}
+                if "p50_ms" not in part:
+                    rows.append((label, part.get("status", "–"), *[""] * (len(stages))))
+                    continue
+                rows.append((label + " p50", part["timed_runs"], *[part["p50_ms"].get(s) for s in stages]))
+                rows.append((label + " p95", part["timed_runs"], *[part["p95_ms"].get(s) for s in stages]))
+            out.append(f"Full shots from `{pipeline['full_shot']['photos_dir']}` (ms per photo, by stage):")
+            out.append("")
+            out.append(_table(["photo", "runs", *stages], rows))
+            out.append("")
+            product = pipeline["full_shot"]["product_photo"]
+            out.append(f"Full-shot share {product.get('full_shot_share')}, mean articles {product.get('mean_articles')}, "
+                       f"full-shot total p50 {product.get('full_shot_total_p50_ms')} ms; models "
+                       f"{product.get('model_versions')}.")
+            out.append("")
+            rows = []
+            for key, label in (("ingest_eager", "eager (analyse_many, batched embedding)"),
+                               ("ingest_celery", "Celery worker on Redis (one task per image)")):
+                part = pipeline.get(key) or {}
+                if "images_per_second" not in part:
+                    rows.append((label, "–", "–", "–", part.get("status", "–")))
+                    continue
+                notes = f"statuses {part['statuses']}"
+                if key == "ingest_celery":
+                    notes += (f"; concurrency {part['worker_concurrency']}, enqueue {part['enqueue_seconds']} s, "
+                              f"worker start {part['worker_startup_seconds']} s (not counted)")
+                else:
+                    notes += f"; batch {part['batch_size']}"
+                rows.append((label, part["images"], part["seconds"], part["images_per_second"], notes))
+            out.append(_table(["catalogue ingest", "images", "seconds", "images/s", "notes"], rows))
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+def summary(report):
+    lines = [f"bench: {report['articles']:,} articles, {report['queries']:,} queries, phases "
+             f"{','.join(report['phases'])}, {report.get('total_seconds')} s, load average "
+             f"{report['machine'].get('load_average_at_start')} → {report['machine'].get('load_average_at_end')} "
+             f"on {report['machine'].get('cpu_count')} CPUs"]
+    if report.get("index"):
+        lines.append(f"  HNSW build {report['index']['build_seconds']} s, size {report['index']['size_mb']} MB")
+    for what, measured, target, verdict in target_rows(report):
+        lines.append(f"  {what}: {measured} (target {target}) {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,284 @@
+"""Vector search: the recommender's per-article query against FAISS flat and numpy brute force.
+
+The pgvector side goes through ``recommender.services`` exactly as ``look_for`` does for each article of
+a look: ``configure_search`` in a transaction, then ``_search`` (``nearest_products`` on the HNSW index with
+pgvector's iterative scan, and the exact fallback when fewer than k products came back). Only the
+``hnsw.ef_search`` sweep overrides one setting after ``configure_search``.
+
+Ground truth is exact search with the same filters, in numpy over the same rows (cross-checked against
+``nearest_products(..., exact=True)`` — the same SQL without the HNSW index — on a subset of the queries).
+"""
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+
+import numpy as np
+from tqdm import tqdm
+
+from .synthetic import CATEGORIES, COLOURS, GENDERS, RARE_COLOUR
+
+FAISS_OVERFETCH = 10  # FAISS returns k × this per category, then the gender (and colour) filter is applied
+
+
+def percentiles(values_ms):
+    if not len(values_ms):
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "mean_ms": None}
+    values = np.asarray(values_ms, dtype=np.float64)
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 3),
+        "p95_ms": round(float(np.percentile(values, 95)), 3),
+        "p99_ms": round(float(np.percentile(values, 99)), 3),
+        "mean_ms": round(float(values.mean()), 3),
+    }
+
+
+def allowed_genders(query_gender):
+    """Gender codes an article of ``query_gender`` may be matched with (the recommender's policy)."""
+    from recommender.conf import settings
+
+    names = settings.compatible_genders(GENDERS[query_gender])
+    return np.array([GENDERS.index(name) for name in names if name in GENDERS], dtype=np.uint8)
+
+
+class Exact:
+    """Per-category matrices of the inventory, for numpy brute force and the ground truth."""
+
+    def __init__(self, inventory):
+        self.rows = {}
+        for index in range(len(CATEGORIES)):
+            rows = np.flatnonzero(inventory.category == index)
+            self.rows[index] = (rows, np.ascontiguousarray(inventory.vectors[rows]), inventory.gender[rows],
+                                inventory.colour[rows])
+
+    def search(self, vector, category, genders, k, colour=None):
+        """Product ids (row + 1) of the k nearest rows passing the filters, nearest first; and how many pass."""
+        rows, matrix, gender, colours = self.rows[int(category)]
+        scores = matrix @ vector
+        mask = np.isin(gender, genders)
+        if colour is not None:
+            mask &= colours == colour
+        scores = np.where(mask, scores, -np.inf)
+        passing = int(mask.sum())
+        take = min(k, passing)
+        if take == 0:
+            return [], passing
+        top = np.argpartition(-scores, take - 1)[:take]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [int(rows[i]) + 1 for i in top], passing
+
+
+class FlatFaiss:
+    """FAISS ``IndexFlatIP`` per category (the original approach), filters applied after over-fetching."""
+
+    def __init__(self, inventory):
+        import faiss
+
+        self.faiss = faiss
+        self.indexes = {}
+        started = time.perf_counter()
+        for index in range(len(CATEGORIES)):
+            rows = np.flatnonzero(inventory.category == index)
+            flat = faiss.IndexFlatIP(inventory.dim)
+            flat.add(np.ascontiguousarray(inventory.vectors[rows]))
+            self.indexes[index] = (flat, rows, inventory.gender[rows], inventory.colour[rows])
+        self.build_seconds = time.perf_counter() - started
+
+    def search(self, vector, category, genders, k, colour=None):
+        flat, rows, gender, colours = self.indexes[int(category)]
+        _, found = flat.search(vector.reshape(1, -1), min(k * FAISS_OVERFETCH, flat.ntotal))
+        found = found[0]
+        found = found[found >= 0]
+        keep = np.isin(gender[found], genders)
+        if colour is not None:
+            keep &= colours[found] == colour
+        return [int(rows[i]) + 1 for i in found[keep][:k]]
+
+
+@contextmanager
+def count_exact_fallbacks(counter):
+    """Count the exact-fallback queries ``recommender.services._search`` issues (wraps, changes nothing)."""
+    from recommender import services
+
+    original = services.nearest_products
+
+    def counting(*args, **kwargs):
+        if kwargs.get("exact"):
+            counter["exact"] += 1
+        return original(*args, **kwargs)
+
+    services.nearest_products = counting
+    try:
+        yield counter
+    finally:
+        services.nearest_products = original
+
+
+class RecommenderQuery:
+    """The recommender's own per-article query, as ``look_for`` runs it."""
+
+    def __init__(self, exclude_ids):
+        from recommender import services
+        from recommender.conf import settings
+
+        self.services = services
+        self.settings = settings
+        self.exclude_ids = list(exclude_ids) or [0]
+
+    def filters(self, k, colour=None):
+        return self.services.Filters.build(k=k, colours=[COLOURS[colour]] if colour is not None else None)
+
+    def search(self, vector, category, gender, filters, *, ef_search=None, number=0, exact=False):
+        """(product ids, milliseconds) of one query; ``ef_search`` overrides ``hnsw.ef_search``."""
+        from django.db import connection, transaction
+
+        genders = self.settings.compatible_genders(GENDERS[gender])
+        excluded = {self.exclude_ids[number % len(self.exclude_ids)]}
+        with transaction.atomic(), connection.cursor() as cursor:
+            self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
+            if ef_search is not None:
+                cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search))])
+            started = time.perf_counter()
+            if exact:
+                hits = self.services.nearest_products(
+                    cursor, vector, category=CATEGORIES[category], genders=genders, filters=filters,
+                    exclude_ids=excluded, exact=True)
+            else:
+                hits = self.services._search(
+                    cursor, vector, category=CATEGORIES[category], genders=genders, filters=filters,
+                    exclude_ids=excluded)
+            elapsed = (time.perf_counter() - started) * 1000
+        return [product_id for product_id, _ in hits], elapsed
+
+    def plan(self, vector, category, gender, filters):
+        """EXPLAIN of the approximate query ``_search`` sends (captured, not rebuilt)."""
+        from django.db import connection, transaction
+
+        captured = []
+
+        def capture(execute, sql, params, many, context):
+            if "ORDER BY embedding" in sql and not sql.lstrip().upper().startswith("EXPLAIN"):
+                captured.append((sql, params))
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(capture):
+            self.search(vector, category, gender, filters)
+        if not captured:
+            return {"uses_hnsw_index": None, "plan": []}
+        sql, params = captured[0]
+        with transaction.atomic(), connection.cursor() as cursor:
+            self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
+            cursor.execute("EXPLAIN " + sql, params)
+            lines = [re.sub(r"'\[[-0-9.e,]+\]'", "'[…]'", row[0]) for row in cursor.fetchall()]
+        return {"uses_hnsw_index": any("recommender_inventory_hnsw" in line for line in lines), "plan": lines}
+
+
+def recall(found, truth, k):
+    expected = truth[:k]
+    if not expected:
+        return 1.0
+    return len(set(found[:k]) & set(expected)) / len(expected)
+
+
+def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact_checks=100, warmup=50,
+        progress=True):
+    """The vector-search section of the report (a dict)."""
+    from recommender.conf import settings
+
+    q = len(queries.category)
+    exact = Exact(inventory)
+    recommender = RecommenderQuery(exclude_ids)
+    filters = recommender.filters(k)
+    genders = [allowed_genders(g) for g in queries.gender]
+    rare = COLOURS.index(RARE_COLOUR)
+
+    # Ground truth, and numpy brute force timed on the way.
+    truth, truth_rare, passing_rare, numpy_ms = [], [], [], []
+    for i in tqdm(range(q), desc="numpy exact", unit="query", disable=not progress, mininterval=1):
+        started = time.perf_counter()
+        ids, _ = exact.search(queries.vectors[i], queries.category[i], genders[i], k)
+        numpy_ms.append((time.perf_counter() - started) * 1000)
+        truth.append(ids)
+        ids, passing = exact.search(queries.vectors[i], queries.category[i], genders[i], k, colour=rare)
+        truth_rare.append(ids)
+        passing_rare.append(passing)
+
+    flat = FlatFaiss(inventory)
+    faiss_ms, faiss_recall, faiss_short, faiss_rare_short = [], [], 0, 0
+    for i in tqdm(range(q), desc="faiss flat", unit="query", disable=not progress, mininterval=1):
+        started = time.perf_counter()
+        ids = flat.search(queries.vectors[i], queries.category[i], genders[i], k)
+        faiss_ms.append((time.perf_counter() - started) * 1000)
+        faiss_recall.append(recall(ids, truth[i], k))
+        faiss_short += len(ids) < min(k, len(truth[i]))
+        rare_ids = flat.search(queries.vectors[i], queries.category[i], genders[i], k, colour=rare)
+        faiss_rare_short += len(rare_ids) < min(k, passing_rare[i])
+
+    # Warm the server's caches with queries that are not timed.
+    for i in range(min(warmup, q)):
+        recommender.search(queries.vectors[i], queries.category[i], queries.gender[i], filters, number=i)
+
+    def measure(desc, ef_search=None, colour=None, expected=truth):
+        counter = {"exact": 0}
+        chosen = recommender.filters(k, colour)
+        times, recalls, short = [], [], 0
+        with count_exact_fallbacks(counter):
+            for i in tqdm(range(q), desc=desc, unit="query", disable=not progress, mininterval=1):
+                ids, ms = recommender.search(queries.vectors[i], queries.category[i], queries.gender[i], chosen,
+                                             ef_search=ef_search, number=i)
+                times.append(ms)
+                recalls.append(recall(ids, expected[i], k))
+                short += len(ids) < min(k, len(expected[i]))
+        return {**percentiles(times), f"recall_at_{k}": round(float(np.mean(recalls)), 4),
+                f"min_recall_at_{k}": round(float(np.min(recalls)), 4) if recalls else None,
+                "short_results": short, "exact_fallbacks": counter["exact"]}, times
+
+    default, default_times = measure("pgvector hnsw")
+    curve = []
+    for ef in sweep:
+        point, _ = measure(f"ef_search={ef}", ef_search=ef)
+        curve.append({"ef_search": ef, **point})
+    rare_result, _ = measure(f"colour={RARE_COLOUR}", colour=rare, expected=truth_rare)
+
+    # Cross-check: the same SQL without the HNSW index agrees with numpy.
+    checks = min(exact_checks, q)
+    exact_sql_ms, exact_sql_recall = [], []
+    for i in tqdm(range(checks), desc="exact sql", unit="query", disable=not progress, mininterval=1):
+        ids, ms = recommender.search(queries.vectors[i], queries.category[i], queries.gender[i], filters,
+                                     number=i, exact=True)
+        exact_sql_ms.append(ms)
+        exact_sql_recall.append(recall(ids, truth[i], k))
+
+    plan = recommender.plan(queries.vectors[0], queries.category[0], queries.gender[0], filters)
+    pg_p95 = default["p95_ms"]
+    faiss_stats = percentiles(faiss_ms)
+    numpy_stats = percentiles(numpy_ms)
+    rare_share = float(np.mean(inventory.colour == rare))
+    return {
+        "k": k,
+        "queries": q,
+        "query_filter": "category + gender (the recommender's gender policy: Men→Men|Unisex, Women→Women|Unisex)",
+        "ef_search_default": int(max(settings.EF_SEARCH, k * settings.OVERFETCH)),
+        "overfetch": settings.OVERFETCH,
+        "pgvector": {**default, "path": "recommender.services.configure_search + _search (look_for's per-article query)",
+                     "uses_hnsw_index": plan["uses_hnsw_index"], "plan": plan["plan"]},
+        "ef_search_sweep": curve,
+        "exact_sql": {**percentiles(exact_sql_ms), "queries": checks,
+                      f"agreement_with_numpy_at_{k}": round(float(np.mean(exact_sql_recall)), 4) if checks else None},
+        "faiss_flat": {**faiss_stats, f"recall_at_{k}": round(float(np.mean(faiss_recall)), 4),
+                       "short_results": faiss_short, "rare_colour_short_results": faiss_rare_short,
+                       "overfetch": FAISS_OVERFETCH, "build_seconds": round(flat.build_seconds, 2)},
+        "numpy_brute_force": {**numpy_stats, f"recall_at_{k}": 1.0},
+        "speedup_p95_vs_faiss_flat": round(faiss_stats["p95_ms"] / pg_p95, 2) if pg_p95 else None,
+        "speedup_p50_vs_faiss_flat": (round(faiss_stats["p50_ms"] / default["p50_ms"], 2)
+                                      if default["p50_ms"] else None),
+        "speedup_p95_vs_numpy": round(numpy_stats["p95_ms"] / pg_p95, 2) if pg_p95 else None,
+        "rare_colour": {
+            "colour": RARE_COLOUR,
+            "share_of_articles": round(rare_share, 4),
+            "selectivity_with_category_and_gender": round(float(np.mean(passing_rare)) / inventory.n, 5),
+            "queries_with_fewer_than_k_matches": int(sum(p < k for p in passing_rare)),
+            **rare_result,
+        },
+    }

@@ -1,0 +1,96 @@
+"""The product page with ``{% buy_the_look product %}``: server time and SQL queries per page.
+
+Requests go through Django's test ``Client`` (the whole request cycle: middleware, URL resolution, the
+real product view and template) to each look product's page — once with the cache off (``DummyCache``:
+every page computes ``look_for``) and once with it on (each page primed by one untimed request first).
+When the shop has no product page yet (``catalog:product-detail`` does not resolve), the widget tag is
+rendered on its own for the product (its own cost only) and the report says so.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from .vector import percentiles
+
+DUMMY_CACHE = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+
+
+def _page_getter():
+    """(mode, get(product) -> (html, status)) for the product page, or the bare tag when there is none."""
+    from django.template import Context, Template
+    from django.test import Client
+    from django.urls import NoReverseMatch
+
+    from catalog.models import Product
+
+    probe = Product.objects.order_by("pk").first()
+    try:
+        probe.get_absolute_url()
+    except NoReverseMatch:
+        template = Template("{% load buy_the_look %}{% buy_the_look product %}")
+
+        def render(product_id):
+            product = Product.objects.get(pk=product_id)
+            return template.render(Context({"product": product})), 200
+
+        return "widget tag only (no catalog:product-detail view in this build)", render
+
+    client = Client()
+    urls = {}
+
+    def get(product_id):
+        url = urls.get(product_id)
+        if url is None:
+            url = urls[product_id] = Product.objects.get(pk=product_id).get_absolute_url()
+        response = client.get(url)
+        return response.content.decode("utf-8", "replace"), response.status_code
+
+    return "product page (django.test.Client, full request cycle)", get
+
+
+def _measure(get, product_ids, desc, progress):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    times, queries, statuses, with_widget = [], [], set(), 0
+    for product_id in tqdm(product_ids, desc=desc, unit="page", disable=not progress, mininterval=1):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            html, status = get(product_id)
+            times.append((time.perf_counter() - started) * 1000)
+        queries.append(len(captured.captured_queries))
+        statuses.add(status)
+        with_widget += 'class="btl"' in html
+    return {
+        **percentiles(times),
+        "pages": len(product_ids),
+        "sql_queries_per_page": {"min": int(min(queries)), "median": float(np.median(queries)),
+                                 "max": int(max(queries))} if queries else None,
+        "http_statuses": sorted(statuses),
+        "pages_with_widget": with_widget,
+    }
+
+
+def run(look_product_ids, *, pages=200, warmup=10, progress=True):
+    from django.core.cache import cache
+    from django.test.utils import override_settings
+
+    product_ids = list(look_product_ids)[:pages]
+    mode, get = _page_getter()
+    result = {"mode": mode, "k": None}
+    from recommender.conf import settings
+
+    result["k"] = settings.K
+    with override_settings(CACHES=DUMMY_CACHE):
+        for product_id in product_ids[:warmup]:
+            get(product_id)
+        result["cache_off"] = _measure(get, product_ids, "page (cache off)", progress)
+    cache.clear()
+    for product_id in product_ids:  # prime: the first view of each page fills the cache
+        get(product_id)
+    result["cache_on"] = _measure(get, product_ids, "page (cache on)", progress)
+    cache.clear()
+    return result
