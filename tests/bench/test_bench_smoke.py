@@ -1,0 +1,94 @@
+"""The bench at N = 2,000 inside the test suite, so it never rots. Shapes and sanity only: no timing is asserted.
+
+It runs ``bench.cli.main`` in this process against its own throwaway database (created and dropped by
+the bench; the shop's and the test database are left alone) and reads the JSON it wrote.
+"""
+import json
+import os
+
+import pytest
+
+from bench.cli import main
+
+ARTICLES, QUERIES, LOOKS = 2000, 25, 12
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, django_db_blocker):
+    out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
+    database = f"shop_bench_smoke_{os.getpid()}"
+    with django_db_blocker.unblock():
+        status = main([
+            "--articles", str(ARTICLES), "--queries", str(QUERIES), "--looks", str(LOOKS), "--pages", str(LOOKS),
+            "--only", "vector,widget", "--ef-search", "20,80", "--out", str(out), "--database", database,
+            "--no-progress",
+        ])
+    assert status == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    data["_markdown"] = out.read_text()
+    data["_database"] = database
+    return data
+
+
+def between_0_and_1(value):
+    return isinstance(value, (int, float)) and 0.0 <= value <= 1.0
+
+
+def test_dataset_and_index(report):
+    dataset = report["dataset"]
+    assert report["articles"] == dataset["articles"] == ARTICLES
+    assert dataset["dimension"] == 256
+    assert sum(dataset["categories"].values()) == ARTICLES
+    assert set(dataset["categories"]) == {"top", "bottom", "dress", "footwear", "bag"}
+    assert sum(dataset["genders"].values()) == ARTICLES
+    assert dataset["rows"] == {"products": ARTICLES + LOOKS, "images": ARTICLES + LOOKS,
+                               "analyses": ARTICLES + LOOKS, "inventory_articles": ARTICLES,
+                               "look_articles": 3 * LOOKS}
+    index = report["index"]
+    assert "hnsw" in index["definition"] and "recommender_inventory_hnsw" in index["definition"]
+    assert index["size_bytes"] > 0 and index["build_seconds"] >= 0
+
+
+def test_vector_search_figures(report):
+    vector = report["vector"]
+    assert vector["queries"] == QUERIES and vector["k"] == 10
+    for method in ("pgvector", "faiss_flat", "numpy_brute_force"):
+        figures = vector[method]
+        assert between_0_and_1(figures["recall_at_10"]), method
+        assert 0 <= figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"], method
+    # At 2,000 rows the planner may well prefer the B-tree filter index and a sort; at scale it is the HNSW index.
+    assert vector["pgvector"]["uses_hnsw_index"] in (True, False) and vector["pgvector"]["plan"]
+    assert vector["pgvector"]["short_results"] == 0  # the query path always returns k when k exist
+    assert vector["exact_sql"]["agreement_with_numpy_at_10"] >= 0.99  # same SQL without the index = numpy
+    assert [point["ef_search"] for point in vector["ef_search_sweep"]] == [20, 80]
+    assert all(between_0_and_1(point["recall_at_10"]) for point in vector["ef_search_sweep"])
+
+
+def test_rare_colour_filter_never_comes_back_short(report):
+    rare = report["vector"]["rare_colour"]
+    assert rare["colour"] == "lavender"
+    assert 0 < rare["share_of_articles"] < 0.05
+    assert rare["short_results"] == 0
+    assert between_0_and_1(rare["recall_at_10"])
+    assert 0 <= rare["queries_with_fewer_than_k_matches"] <= QUERIES
+
+
+def test_widget_pages(report):
+    widget = report["widget"]
+    for mode in ("cache_off", "cache_on"):
+        part = widget[mode]
+        assert part["pages"] == LOOKS
+        assert part["pages_with_widget"] == LOOKS
+        assert part["http_statuses"] == [200]
+        assert part["p50_ms"] > 0
+    assert widget["cache_on"]["sql_queries_per_page"]["median"] < widget["cache_off"]["sql_queries_per_page"]["median"]
+
+
+def test_markdown_and_cleanup(report):
+    markdown = report["_markdown"]
+    assert "## Targets" in markdown and "## Vector search" in markdown and "Recall–latency" in markdown
+    from bench.database import connect
+
+    with connect("postgres", autocommit=True) as admin:
+        left = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [report["_database"]]).fetchone()
+    assert left is None  # the bench dropped its database
