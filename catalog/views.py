@@ -1,0 +1,85 @@
+"""The shop's pages: the product list (filters, search, pagination) and the product page."""
+from django.apps import apps
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.template import engines
+from django.views.generic import DetailView, ListView
+
+from .forms import LOOK_FILTER_LABELS, ProductFilterForm
+from .models import Product
+
+PAGE_SIZE = 24
+
+
+def look_widget_enabled():
+    """True when the recommender is installed and its ``buy_the_look`` template tags exist."""
+    if not apps.is_installed("recommender"):
+        return False
+    try:
+        return "buy_the_look" in engines["django"].engine.template_libraries
+    except Exception:
+        return False
+
+
+class ProductListView(ListView):
+    template_name = "catalog/product_list.html"
+    context_object_name = "products"
+    paginate_by = PAGE_SIZE
+
+    def get_queryset(self):
+        products = Product.objects.active()
+        self.filter_form = ProductFilterForm(self.request.GET or None, products=products)
+        return self.filter_form.filter(products).with_primary_image()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = self.filter_form
+        data = getattr(form, "cleaned_data", {})
+        heading = "All products"
+        if data.get("look"):
+            heading = LOOK_FILTER_LABELS[data["look"]]
+        if data.get("gender"):
+            heading = f"{data['gender']} · {heading}" if data.get("look") else data["gender"]
+        if data.get("q"):
+            heading = f"Results for “{data['q']}”"
+        context.update(filter_form=form, active_filters=form.active_filters(), heading=heading,
+                       current_gender=data.get("gender", ""), current_look=data.get("look", ""))
+        return context
+
+
+class ProductDetailView(DetailView):
+    template_name = "catalog/product_detail.html"
+    context_object_name = "product"
+
+    def get_queryset(self):
+        return Product.objects.with_primary_image()
+
+    def get_object(self, queryset=None):
+        product = get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+        if not product.is_active and not self.request.user.is_staff:
+            raise Http404("This product is not available.")
+        return product
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        if kwargs.get("slug") != (self.object.slug or "product"):
+            return redirect(self.object.get_absolute_url(), permanent=True)
+        return self.render_to_response(self.get_context_data(object=self.object))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        product = self.object
+        images = sorted(product.images.all(), key=lambda image: (not image.is_primary, image.position, image.id))
+        similar = Product.objects.active().exclude(pk=product.pk)
+        if product.is_outfit:
+            similar = similar.filter(master_category=product.master_category).order_by("-id")
+        else:
+            similar = similar.filter(article_type=product.article_type, gender=product.gender).order_by("price", "id")
+        context.update(
+            images=images,
+            main_image=images[0] if images else None,
+            look_widget_enabled=look_widget_enabled(),
+            more_like_this=similar.with_primary_image()[:4],
+            look_label=LOOK_FILTER_LABELS.get(product.look_category, ""),
+        )
+        return context
