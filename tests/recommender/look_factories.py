@@ -15,6 +15,7 @@ from recommender.models import DetectedArticle, ImageAnalysis
 
 SUB_CATEGORY = {"top": "Topwear", "bottom": "Bottomwear", "dress": "Dress", "footwear": "Shoes", "bag": "Bags", "": "Watches"}
 _counter = itertools.count(1)
+NOT_AN_IMAGE = b"Dear shop, this is a text file renamed photo.jpg\n" * 20
 
 
 def unit(vector):
@@ -119,3 +120,39 @@ def bulk_inventory(specs):
     return products
 
 
+
+
+def missing_weights():
+    """Weights files the default pipeline needs that are not in the repository (empty: all there)."""
+    from ml import detect, embed, gender
+
+    return [str(path.name) for path in (detect.DEFAULT_WEIGHTS, embed.DEFAULT_WEIGHTS, gender.DEFAULT_WEIGHTS)
+            if not path.exists()]
+
+
+def demo_look_photo():
+    """A full-body street photo of the committed demo data."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "demo_data" / "looks"
+    photos = sorted(folder.glob("*.jpg"))
+    if not photos:
+        raise FileNotFoundError(f"no demo look photos in {folder}")
+    return photos[0]
+
+
+def use_broker(eager, broker_url):
+    """Point this process's Celery app at another broker (or back to eager); returns the previous state."""
+    from celery import current_app as app
+
+    conf = app.conf
+    previous = (conf.task_always_eager, conf.broker_url)
+    conf.task_always_eager, conf.broker_url = eager, broker_url
+    import kombu.pools
+
+    kombu.pools.reset()  # closes and forgets kombu's global connection and producer pools
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    return previous
