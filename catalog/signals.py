@@ -29,3 +29,12 @@ def _announce_product(sender, instance, **kwargs):
     if kwargs.get("raw"):
         return
     transaction.on_commit(lambda: product_changed.send(sender=sender, product=instance))
+
+
+@receiver(post_delete, sender="catalog.ProductImage")
+def _delete_image_file(sender, instance, **kwargs):
+    """A deleted image takes its stored file with it (once the deletion is committed)."""
+    name = instance.file.name if instance.file else ""
+    if name:
+        storage = instance.file.storage
+        transaction.on_commit(lambda: storage.delete(name))

@@ -86,7 +86,7 @@ def validate_image_upload(file):
         except Exception:  # Pillow raises OSError, SyntaxError, ValueError... for broken data
             raise ValidationError("The image is truncated or corrupt.", code="truncated")
     finally:
-        image.close()
+        # Not image.close(): Pillow 13 would close the caller's file too.
         file.seek(0)
     return width, height, image_format
 
