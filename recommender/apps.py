@@ -7,4 +7,4 @@ class RecommenderConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import signals  # noqa: F401  (follows catalog's image and product signals)
+        from . import checks, signals  # noqa: F401  (system checks; follows catalog's image and product signals)

@@ -1,0 +1,37 @@
+"""System checks of the recommender's configuration (``manage.py check``)."""
+from django.conf import settings as django_settings
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from .conf import DEFAULTS, settings
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs, **kwargs):
+    messages = []
+    try:
+        user = settings.user_settings
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="recommender.E001")]
+    if not isinstance(user.get("K", 1), int) or not 1 <= user.get("K", 1) <= settings.MAX_K:
+        messages.append(Error(f"BUY_THE_LOOK['K'] must be a whole number between 1 and MAX_K ({settings.MAX_K})",
+                              id="recommender.E002"))
+    unknown = [c for c in settings.CATEGORIES if c not in DEFAULTS["CATEGORIES"]]
+    if unknown:
+        messages.append(Error(f"BUY_THE_LOOK['CATEGORIES'] has unknown look categories {unknown}",
+                              id="recommender.E003"))
+    for gender, allowed in settings.GENDER_POLICY.items():
+        crossing = {"Men": "Women", "Women": "Men"}.get(gender)
+        if crossing and crossing in allowed:
+            messages.append(Warning(f"BUY_THE_LOOK['GENDER_POLICY'] lets {gender} looks show {crossing} products",
+                                    id="recommender.W002"))
+    broker = getattr(django_settings, "CELERY_BROKER_URL", "")
+    backend = django_settings.CACHES.get("default", {}).get("BACKEND", "")
+    if broker and backend.endswith("LocMemCache"):
+        messages.append(Warning(
+            "a Celery broker is configured but the cache is process-local (LocMemCache): analyses stored by "
+            "the worker cannot invalidate the web process's cached widgets until CACHE_TIMEOUT",
+            hint="use a shared cache (e.g. CACHE_URL=redis://127.0.0.1:6379/1 in the demo shop)",
+            id="recommender.W001",
+        ))
+    return messages
