@@ -20,7 +20,9 @@ binary for the vectors) and then rebuilds the HNSW index the migration made, tim
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -290,21 +292,55 @@ def load(inventory, looks, *, dbname, progress=True, seed=11):
             started = time.perf_counter()
             cursor.execute("VACUUM ANALYZE")
             seconds["vacuum_analyze"] = time.perf_counter() - started
-            index = build_index(cursor, indexdef, n)
+            index = build_index(cursor, indexdef, n, progress)
     rows = {"products": n + looks, "images": n + looks, "analyses": n + looks,
             "inventory_articles": n, "look_articles": 3 * looks}
     return LoadReport(rows=rows, seconds={k: round(v, 2) for k, v in seconds.items()}, index=index,
                       look_product_ids=look_ids)
 
 
-def build_index(cursor, indexdef, n):
+@contextmanager
+def _index_progress(dbname, total, enabled):
+    """A progress bar fed by ``pg_stat_progress_create_index`` (polled from a second connection)."""
+    if not enabled:
+        yield
+        return
+    from . import database
+
+    stop = threading.Event()
+
+    def poll():
+        bar = tqdm(total=total, desc="hnsw build", unit="row", unit_scale=True, mininterval=1)
+        try:
+            with database.connect(dbname, autocommit=True) as conn:
+                while not stop.wait(1.0):
+                    row = conn.execute("SELECT tuples_done FROM pg_stat_progress_create_index "
+                                       "WHERE datname = current_database()").fetchone()
+                    if row and row[0] and row[0] > bar.n:
+                        bar.update(min(row[0], total) - bar.n)
+        except Exception:  # only the bar is lost
+            pass
+        finally:
+            bar.close()
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def build_index(cursor, indexdef, n, progress=True):
     """Re-create the migration's HNSW index (same definition) and report its build time and size."""
     # Enough memory for the graph to be built in memory (pgvector warns and slows down otherwise).
     memory_mb = int(min(8192, max(256, n * 2.5 / 1024)))
     cursor.execute(f"SET maintenance_work_mem = '{memory_mb}MB'")
     workers = cursor.execute("SHOW max_parallel_maintenance_workers").fetchone()[0]
     started = time.perf_counter()
-    cursor.execute(indexdef)
+    with _index_progress(cursor.connection.info.dbname, n, progress):
+        cursor.execute(indexdef)
     seconds = time.perf_counter() - started
     size = cursor.execute("SELECT pg_relation_size(%s)", [HNSW_INDEX]).fetchone()[0]
     table = cursor.execute("SELECT pg_total_relation_size('recommender_detectedarticle'), "
