@@ -191,7 +191,7 @@ class ProductWriter:
                 with open(image_path, "rb") as handle:
                     _, _, image_format = validate_image_upload(handle)
             except ValidationError as error:
-                image_problem = f"broken image {image_path}: {' '.join(error.messages)}; product kept without it"
+                image_problem = f"broken image {image_path}: {' '.join(error.messages)} (product kept without it)"
                 needs_image = False
 
         try:

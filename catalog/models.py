@@ -136,11 +136,30 @@ class ProductImage(models.Model):
         if self.file and not getattr(self.file, "_committed", True):
             self.sha256 = compute_sha256(self.file)
             self._file_changed = True
+            self.file.name = name_with_real_extension(self.file)
         super().save(*args, **kwargs)
 
     def read_bytes(self):
         with self.file.open("rb") as handle:
             return handle.read()
+
+
+def name_with_real_extension(file):
+    """The file's name with the extension of its actual image format (a PNG called photo.jpg → photo.png)."""
+    from PIL import Image
+
+    from .validation import EXTENSION_FOR_FORMAT
+
+    name = PurePath(file.name or "image")
+    try:
+        file.seek(0)
+        with_format = Image.open(file).format
+    except Exception:
+        return str(file.name or name)
+    finally:
+        file.seek(0)
+    extension = EXTENSION_FOR_FORMAT.get(with_format)
+    return f"{name.stem}{extension}" if extension else str(file.name)
 
 
 def compute_sha256(file):
