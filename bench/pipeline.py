@@ -37,7 +37,9 @@ def missing_weights(need_gender=False):
     """Paths of the committed weights the pipeline needs that are not there."""
     from ml import detect, embed
 
-    needed = [embed.DEFAULT_WEIGHTS, detect.DEFAULT_WEIGHTS,
+    detector_config = Path(detect.DEFAULT_WEIGHTS).with_name(
+        Path(detect.DEFAULT_WEIGHTS).name.replace(".weights.h5", "") + ".json")
+    needed = [embed.DEFAULT_WEIGHTS, detect.DEFAULT_WEIGHTS, detector_config,
               REPO / "ml" / "weights" / "pose_detection.tflite", REPO / "ml" / "weights" / "pose_landmark_full.tflite"]
     if need_gender:
         from ml import gender
@@ -135,6 +137,20 @@ def _wait_finished(image_ids, timeout, bar=None):
     return False
 
 
+def _use_broker(app, eager, broker_url):
+    """Point this process's Celery app at ``broker_url`` (or back to eager); returns the previous state."""
+    import kombu.pools
+
+    previous = (app.conf.task_always_eager, app.conf.broker_url)
+    app.conf.task_always_eager, app.conf.broker_url = eager, broker_url
+    kombu.pools.reset()  # forget connections and producers made for the previous broker
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    return previous
+
+
 def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concurrency, log_path, progress=True):
     """Start a worker on the bench database, warm it up, then time ``timed_ids`` from enqueue to done."""
     from django.db import connections
@@ -149,18 +165,17 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
     env = {**os.environ, "DATABASE_URL": _bench_url(base_url, dbname), "CELERY_BROKER_URL": redis_url,
            "MEDIA_ROOT": str(media_root), "DJANGO_SETTINGS_MODULE": "shop.settings", "DEBUG": "0",
            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-not-a-secret"), "SECURE_SSL_REDIRECT": "0",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "DB_CONN_MAX_AGE": "0", "PYTHONUNBUFFERED": "1"}
     if settings_dict.get("HOST"):
         env.setdefault("PGHOST", str(settings_dict["HOST"]))
-    app.conf.broker_url = redis_url
-    app.conf.task_always_eager = False
+    previous = _use_broker(app, False, redis_url)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "shop", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
          "--without-gossip", "--without-mingle", "-n", f"bench-{os.getpid()}@%h"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         app.control.purge()
@@ -191,14 +206,15 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
         if not finished:
             raise RuntimeError(f"Celery tasks did not finish in time (see {log_path})")
     finally:
-        worker.send_signal(signal.SIGTERM)  # warm shutdown of this worker (and its own children)
+        # Warm shutdown of the worker this bench started (its own process group: the worker and its children).
+        os.killpg(worker.pid, signal.SIGTERM)
         try:
             worker.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
         log.close()
-        app.conf.task_always_eager = True
+        _use_broker(app, *previous)
     return {"images": len(timed_ids), "seconds": round(seconds, 2),
             "images_per_second": round(len(timed_ids) / seconds, 2), "enqueue_seconds": round(enqueued, 3),
             "worker_concurrency": concurrency, "worker_startup_seconds": round(startup, 2),
