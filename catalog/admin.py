@@ -9,13 +9,17 @@ recommender) can subclass them and re-register, e.g.::
     class AnalysedImageAdmin(ProductImageAdmin): ...
 """
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from .models import Product, ProductImage
+from .validation import CheckedImageFormField
 
 THUMBNAIL_SIZE = 64
+#: Image uploads in the admin are checked by ``catalog.validation`` first: a refusal names its problem.
+IMAGE_FIELD_OVERRIDES = {models.ImageField: {"form_class": CheckedImageFormField}}
 PREVIEW_SIZE = 160
 
 
@@ -31,6 +35,7 @@ def image_tag(image, size):
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     extra = 1
+    formfield_overrides = IMAGE_FIELD_OVERRIDES
     fields = ["preview", "file", "position", "is_primary", "width", "height", "sha256"]
     readonly_fields = ["preview", "width", "height", "sha256"]
     ordering = ["-is_primary", "position", "id"]
@@ -122,6 +127,7 @@ class ProductImageAdmin(admin.ModelAdmin):
     search_fields = ["product__name", "product__sku", "sha256"]
     list_select_related = ["product"]
     autocomplete_fields = ["product"]
+    formfield_overrides = IMAGE_FIELD_OVERRIDES
     readonly_fields = ["preview", "width", "height", "sha256", "created_at", "updated_at"]
     fields = ["product", "file", "preview", "position", "is_primary", "width", "height", "sha256",
               "created_at", "updated_at"]

@@ -137,7 +137,13 @@ class ProductImage(models.Model):
             self.sha256 = compute_sha256(self.file)
             self._file_changed = True
             self.file.name = name_with_real_extension(self.file)
+        shown = displayed_size(self.file) if self._file_changed else None
         super().save(*args, **kwargs)
+        if shown and shown != (self.width, self.height):
+            # A photo with an EXIF rotation (phones) is shown and analysed rotated: record the size as shown, so
+            # aspect ratios and analysis boxes drawn over it line up.
+            self.width, self.height = shown
+            ProductImage.objects.filter(pk=self.pk).update(width=self.width, height=self.height)
 
     def read_bytes(self):
         with self.file.open("rb") as handle:
@@ -160,6 +166,22 @@ def name_with_real_extension(file):
         file.seek(0)
     extension = EXTENSION_FOR_FORMAT.get(with_format)
     return f"{name.stem}{extension}" if extension else str(file.name)
+
+
+def displayed_size(file):
+    """(width, height) of the image as shown, i.e. after its EXIF orientation; None when unreadable."""
+    from PIL import Image
+
+    try:
+        file.seek(0)
+        image = Image.open(file)
+        width, height = image.size
+        orientation = image.getexif().get(0x0112)
+    except Exception:
+        return None
+    finally:
+        file.seek(0)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def compute_sha256(file):

@@ -96,3 +96,22 @@ def validate_image_field(value):
     if not value or getattr(value, "_committed", False):
         return
     validate_image_upload(value)
+
+
+def _form_image_field():
+    from django import forms
+
+    class CheckedImageFormField(forms.ImageField):
+        """The admin's image form field: the shared checks run first, so a refusal names its problem (Django's
+        own ``ImageField`` says "not an image or a corrupted image" for a decompression bomb too)."""
+
+        def to_python(self, data):
+            upload = forms.FileField.to_python(self, data)
+            if upload is not None:
+                validate_image_upload(upload)
+            return super().to_python(data)
+
+    return CheckedImageFormField
+
+
+CheckedImageFormField = _form_image_field()
