@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
-from catalog.taxonomy import LOOK_CATEGORY_CHOICES
+from catalog.taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_CHOICES
 
 from .conf import EMBEDDING_DIM, settings
 
@@ -102,6 +102,20 @@ class DetectedArticle(models.Model):
                 opclasses=["vector_cosine_ops"],
                 condition=Q(is_inventory=True, is_active=True),
             ),
+            # One graph per look category: the category filter costs nothing and the iterative scan only
+            # has gender/colour/price left to skip (2-3x faster at 100k articles than the shared graph,
+            # which stays for searches by photo without a category).
+            *[
+                HnswIndex(
+                    name=f"recommender_hnsw_{category}",
+                    fields=["embedding"],
+                    m=16,
+                    ef_construction=64,
+                    opclasses=["vector_cosine_ops"],
+                    condition=Q(is_inventory=True, is_active=True, category=category),
+                )
+                for category in LOOK_CATEGORIES
+            ],
             # Exact search when a filter is very selective, and the filter columns.
             models.Index(
                 fields=["category", "gender", "base_colour"],

@@ -96,7 +96,7 @@ def test_iterative_scan_itself_finds_k_under_a_selective_filter(look, rng):
         # The planner rightly prefers the B-tree filter index for so few rows; make it take the HNSW index.
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + _approx_sql(cursor, query, filters))
-        assert "recommender_inventory_hnsw" in "\n".join(row[0] for row in cursor.fetchall())
+        assert "recommender_hnsw_top" in "\n".join(row[0] for row in cursor.fetchall())
         # Without the iterative scan the index stops after ef_search candidates: fewer than k survive the filter.
         assert len(nearest_products(cursor, query, category="top", genders=genders, filters=filters)) < 6
     with transaction.atomic(), connection.cursor() as cursor:
@@ -106,7 +106,7 @@ def test_iterative_scan_itself_finds_k_under_a_selective_filter(look, rng):
         assert cursor.fetchone()[0] == "relaxed_order"
         cursor.execute("EXPLAIN " + _approx_sql(cursor, query, filters))
         plan = "\n".join(row[0] for row in cursor.fetchall())
-        assert "recommender_inventory_hnsw" in plan
+        assert "recommender_hnsw_top" in plan
         found = nearest_products(cursor, query, category="top", genders=genders, filters=filters)
     assert len(found) == 6
 

@@ -60,12 +60,16 @@ class Command(BaseCommand):
             self.rebuild_index()
 
     def rebuild_index(self):
+        from catalog.taxonomy import LOOK_CATEGORIES
+
         m, ef = int(settings.HNSW_M), int(settings.HNSW_EF_CONSTRUCTION)
         table = DetectedArticle._meta.db_table
+        indexes = [(INDEX_NAME, "")] + [(f"recommender_hnsw_{c}", f" AND category = '{c}'") for c in LOOK_CATEGORIES]
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP INDEX IF EXISTS {INDEX_NAME}")
-            cursor.execute(
-                f"CREATE INDEX {INDEX_NAME} ON {table} USING hnsw (embedding vector_cosine_ops) "
-                f"WITH (m = {m}, ef_construction = {ef}) WHERE is_inventory AND is_active"
-            )
-        self.stdout.write(f"Rebuilt {INDEX_NAME} (m={m}, ef_construction={ef}).")
+            for name, extra in indexes:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+                cursor.execute(
+                    f"CREATE INDEX {name} ON {table} USING hnsw (embedding vector_cosine_ops) "
+                    f"WITH (m = {m}, ef_construction = {ef}) WHERE is_inventory AND is_active{extra}"
+                )
+                self.stdout.write(f"Rebuilt {name} (m={m}, ef_construction={ef}).")
