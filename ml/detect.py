@@ -78,6 +78,21 @@ def build_detector(image_size=(480, 320), backbone_weights="imagenet", fpn_depth
     return model
 
 
+def init_head_priors(model, image_size, expected_objects: float = 5.0):
+    """YOLOv8's prior initialisation (as in Ultralytics): class logits start at about
+    log(expected objects / classes / anchors of the level) instead of 0 (p=0.5 everywhere), and
+    box distribution logits at 1. Early training then spends no steps pushing every background
+    anchor down. KerasCV's head initialises these biases to zero."""
+    height, width = image_size
+    for level, stride in enumerate((8, 16, 32), start=1):
+        anchors = (height // stride) * (width // stride)
+        cls = model.get_layer(f"yolo_v8_head_{level}_class_3_conv")
+        prior = np.log(expected_objects / len(CATEGORIES) / anchors)
+        cls.bias.assign(np.full(cls.bias.shape, prior, dtype="float32"))
+        box = model.get_layer(f"yolo_v8_head_{level}_box_3_conv")
+        box.bias.assign(np.ones(box.bias.shape, dtype="float32"))
+
+
 def letterbox(image: Image.Image, image_size) -> tuple[np.ndarray, float, float, float]:
     """RGB photo -> (canvas float32 HxWx3 in 0..255, scale, pad_x, pad_y); the photo is centred."""
     height, width = image_size

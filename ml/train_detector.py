@@ -159,6 +159,24 @@ def save_weights(model, path: Path):
     os.replace(tmp, path)
 
 
+def progress_callback(every: int = 10):
+    """Prints step, mean loss and seconds per step every N steps (fit's verbose=2 prints only per epoch)."""
+    import keras
+
+    class _Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started, self.losses = time.time(), []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.losses.append(float((logs or {}).get("loss", float("nan"))))
+            if (batch + 1) % every == 0:
+                elapsed = time.time() - self.started
+                print(f"  step {batch + 1}: loss {np.mean(self.losses[-every:]):.3f}, "
+                      f"{elapsed / (batch + 1):.2f} s/step", flush=True)
+
+    return _Progress()
+
+
 def log_line(path: Path, record: dict):
     with open(path, "a") as fh:
         fh.write(json.dumps(record) + "\n")
@@ -191,7 +209,7 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from ml.detect import build_detector
+    from ml.detect import build_detector, init_head_priors
     from ml.evaluation.detection import evaluate_model, names_digest
 
     keras.utils.set_random_seed(args.seed)
@@ -212,6 +230,7 @@ def main(argv=None):
     steps = args.steps_per_epoch or max(1, len(train_names) // args.batch)
 
     model = build_detector(image_size, backbone_weights="imagenet", fpn_depth=1)
+    init_head_priors(model, image_size)
     for layer in model.mobilenet.layers:
         block = re.match(r"features_(\d+)_", layer.name)
         if block and int(block.group(1)) < args.freeze_blocks:
@@ -240,7 +259,8 @@ def main(argv=None):
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         started = time.time()
         print(f"epoch {epoch}/{args.epochs}: {steps} steps", flush=True)
-        history = model.fit(dataset, epochs=epoch, initial_epoch=epoch - 1, steps_per_epoch=steps, verbose=2)
+        history = model.fit(dataset, epochs=epoch, initial_epoch=epoch - 1, steps_per_epoch=steps, verbose=2,
+                            callbacks=[progress_callback()])
         losses = history.history["loss"]
         train_seconds = time.time() - started
         save_weights(model, out / "last.weights.h5")
