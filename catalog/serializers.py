@@ -48,6 +48,9 @@ class ProductSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="The product's page in the shop.")
     primary_image = serializers.SerializerMethodField()
     images = ProductImageSerializer(many=True, read_only=True)
+    # A plain string here (not an enum): the recommender's serializers already name the look-category enum.
+    look_category = serializers.CharField(
+        read_only=True, help_text="Derived from the taxonomy: top, bottom, dress, footwear, bag, or empty.")
     image = serializers.FileField(
         write_only=True, required=False,
         help_text="Optional image (multipart): becomes the product's primary image. "
