@@ -252,4 +252,54 @@ def extend_product_image_admin(site=admin.site):
     return admin_class
 
 
+class InlineAnalysisMixin:
+    """Adds an "analysis" column (status badge linking to the analysis) to a product image inline."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("analysis")
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        return fields if "analysis_summary" in fields else fields + ["analysis_summary"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "analysis_summary"]
+
+    @admin.display(description="look analysis")
+    def analysis_summary(self, image):
+        if image is None or not image.pk:
+            return "—"
+        try:
+            analysis = image.analysis
+        except ImageAnalysis.DoesNotExist:
+            return status_badge(None)
+        url = reverse("admin:recommender_imageanalysis_change", args=[analysis.pk])
+        details = ""
+        if analysis.status == ImageAnalysis.Status.DONE:
+            details = f" {'full shot' if analysis.is_full_shot else 'close-up'}, {analysis.articles.count()} article(s)"
+        elif analysis.status == ImageAnalysis.Status.FAILED:
+            details = f" {analysis.error[:80]}"
+        return format_html('<a href="{}">{}</a>{}', url, status_badge(analysis.status), details)
+
+
+def extend_product_admin(site=admin.site):
+    """The product admin's image inlines get the analysis column (when the catalogue registered one)."""
+    Product = apps.get_model(settings.PRODUCT_MODEL)
+    ProductImage = apps.get_model(settings.PRODUCT_IMAGE_MODEL)
+    existing = site._registry.get(Product)
+    if existing is None:
+        return None
+    base = type(existing)
+    inlines = [
+        type(inline.__name__, (InlineAnalysisMixin, inline), {"__module__": __name__})
+        if getattr(inline, "model", None) is ProductImage else inline
+        for inline in (base.inlines or [])
+    ]
+    admin_class = type(base.__name__, (base,), {"inlines": inlines, "__module__": __name__})
+    site.unregister(Product)
+    site.register(Product, admin_class)
+    return admin_class
+
+
 extend_product_image_admin()
+extend_product_admin()

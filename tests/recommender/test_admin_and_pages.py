@@ -87,3 +87,23 @@ def test_search_page_needs_csrf(db):
 
     response = Client(enforce_csrf_checks=True).post("/search/", {})
     assert response.status_code == 403
+
+
+def test_product_admin_image_inline_shows_the_analysis(admin_client, look):
+    response = admin_client.get(f"/admin/catalog/product/{look['product'].pk}/change/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "look analysis" in html.lower() and ">done<" in html and "full shot, 4 article(s)" in html
+
+
+def test_product_page_shows_the_widget_rows(client, look, rng):
+    from look_factories import bulk_inventory, random_unit
+
+    bulk_inventory([{"category": c, "embedding": random_unit(rng)} for c in ("top", "footwear") for _ in range(8)])
+    response = client.get(look["product"].get_absolute_url())
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert re.findall(r'class="btl__row" id="btl-row-[^"]+" data-btl-key="[^"]+" data-category="(\w+)"', html) == ["top", "footwear"]
+    assert html.count('class="btl__card"') == 12
+    shirt = make_product(category="top")
+    assert 'class="btl__row"' not in client.get(shirt.get_absolute_url()).content.decode()
