@@ -47,11 +47,26 @@ def is_eager():
     return bool(current_app.conf.task_always_eager)
 
 
+def running_commands():
+    """Names of the management commands on this thread's call stack (``call_command`` included)."""
+    names = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = frame.f_code.co_filename.replace("\\", "/")
+        if "/management/commands/" in path and path.endswith(".py"):
+            names.append(path.rsplit("/", 1)[-1][:-3])
+        frame = frame.f_back
+    return names
+
+
 def analysis_deferred():
+    """True inside ``defer_analysis()`` or while one of ``EAGER_DEFER_COMMANDS`` runs."""
     if getattr(_state, "deferred", False):
         return True
-    command = sys.argv[1] if len(sys.argv) > 1 else None
-    return command in tuple(settings.EAGER_DEFER_COMMANDS)
+    deferring = set(settings.EAGER_DEFER_COMMANDS)
+    if len(sys.argv) > 1 and sys.argv[1] in deferring:
+        return True
+    return bool(deferring.intersection(running_commands()))
 
 
 def queue_analysis(image_id):

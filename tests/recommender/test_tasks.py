@@ -112,3 +112,18 @@ def test_analyse_command_reports_and_refuses_unknown_skus(capsys):
     assert "Nothing to analyse" in capsys.readouterr().out
     call_command("analyse", "--failed", "--no-progress")
     assert "1 failed" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_catalogue_import_in_eager_mode_only_queues_then_analyse_pending_takes_over(settings):
+    """`make demo`: import_catalogue lets the signals fire; analyses wait for `manage.py analyse --pending`."""
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "demo_data" / "products"
+    call_command("import_catalogue", "--styles", str(demo / "styles.csv"), "--images", str(demo / "images"),
+                 "--limit", "5")
+    images = ProductImage.objects.all()
+    assert images.count() == 5
+    statuses = list(ImageAnalysis.objects.filter(image__in=images).values_list("status", flat=True))
+    assert statuses == ["queued"] * 5  # nothing ran inside the import
+    assert ImageAnalysis.objects.filter(attempts__gt=0).count() == 0
