@@ -164,6 +164,8 @@ def markdown(report, json_path=None):
             ("queries with fewer than k matching rows in the table", rare["queries_with_fewer_than_k_matches"]),
             ("short results (fewer than min(k, matching rows))", rare["short_results"]),
             ("queries answered by the exact fallback", rare["exact_fallbacks"]),
+            ("planner's choice for the first query", "HNSW index (iterative scan)" if rare.get("uses_hnsw_index")
+             else "B-tree filter index + sort (exact)" if rare.get("uses_hnsw_index") is False else "–"),
             ("p50 / p95 / p99 ms", f"{_fmt(rare['p50_ms'])} / {_fmt(rare['p95_ms'])} / {_fmt(rare['p99_ms'])}"),
             (f"recall@{k}", rare[f"recall_at_{k}"]),
             (f"FAISS flat (top {k * faiss['overfetch']}, then filters): short results",

@@ -254,6 +254,8 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         exact_sql_recall.append(recall(ids, truth[i], k))
 
     plan = recommender.plan(queries.vectors[0], queries.category[0], queries.gender[0], filters)
+    rare_plan = recommender.plan(queries.vectors[0], queries.category[0], queries.gender[0],
+                                 recommender.filters(k, rare))
     pg_p95 = default["p95_ms"]
     faiss_stats = percentiles(faiss_ms)
     numpy_stats = percentiles(numpy_ms)
@@ -284,6 +286,8 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
             "selectivity_with_category_and_gender": round(float(np.mean(passing_rare)) / inventory.n, 5),
             "queries_with_fewer_than_k_matches": int(sum(p < k for p in passing_rare)),
             **rare_result,
+            "uses_hnsw_index": rare_plan["uses_hnsw_index"],
+            "plan": rare_plan["plan"],
         },
     }
 
