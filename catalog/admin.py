@@ -36,13 +36,19 @@ class ProductImageInline(admin.TabularInline):
     model = ProductImage
     extra = 1
     formfield_overrides = IMAGE_FIELD_OVERRIDES
-    fields = ["preview", "file", "position", "is_primary", "width", "height", "sha256"]
-    readonly_fields = ["preview", "width", "height", "sha256"]
+    fields = ["preview", "file", "position", "is_primary", "width", "height", "short_sha256"]
+    readonly_fields = ["preview", "width", "height", "short_sha256"]
     ordering = ["-is_primary", "position", "id"]
 
     @admin.display(description="Preview")
     def preview(self, image):
         return image_tag(image if image.pk else None, PREVIEW_SIZE // 2)
+
+    @admin.display(description="SHA-256")
+    def short_sha256(self, image):
+        if not image.sha256:
+            return "—"
+        return format_html('<code title="{}">{}…</code>', image.sha256, image.sha256[:12])
 
 
 class GenderListFilter(admin.SimpleListFilter):
