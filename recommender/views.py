@@ -2,6 +2,7 @@
 import base64
 import io
 import logging
+import math
 
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
@@ -23,8 +24,33 @@ def preview_data_url(picture):
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), preview.size
 
 
+class _SearchThrottleScope:
+    throttle_scope = "search"
+
+
+def throttle_wait(request):
+    """Seconds this visitor must wait before the next search by photo, or None. The page shares the API's
+    "search" rate (``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["search"]``) and its counter: each search runs
+    the whole pipeline, whichever door it comes through."""
+    from rest_framework.throttling import ScopedRateThrottle
+
+    throttle = ScopedRateThrottle()
+    if throttle.allow_request(request, _SearchThrottleScope()):
+        return None
+    return max(1, math.ceil(throttle.wait() or 1))
+
+
 @require_http_methods(["GET", "POST"])
 def search(request):
+    if request.method == "POST":
+        wait = throttle_wait(request)
+        if wait is not None:
+            form = SearchByPhotoForm()
+            form.cleaned_data = {}
+            form.add_error(None, f"Too many searches; please try again in {wait} seconds.")
+            response = render(request, "recommender/search.html", {"form": form}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
     form = SearchByPhotoForm(request.POST or None, request.FILES or None)
     context = {"form": form}
     status = 200
