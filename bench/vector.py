@@ -165,13 +165,27 @@ class RecommenderQuery:
         with connection.execute_wrapper(capture):
             self.search(vector, category, gender, filters)
         if not captured:
-            return {"uses_hnsw_index": None, "plan": []}
+            return {"uses_hnsw_index": None, "hnsw_index": None, "plan": []}
         sql, params = captured[0]
         with transaction.atomic(), connection.cursor() as cursor:
             self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
             cursor.execute("EXPLAIN " + sql, params)
             lines = [re.sub(r"'\[[-0-9.e,]+\]'", "'[…]'", row[0]) for row in cursor.fetchall()]
-        return {"uses_hnsw_index": any("recommender_inventory_hnsw" in line for line in lines), "plan": lines}
+        used = [match.group(1) or match.group(2) for line in lines
+                for match in [re.search(r"Index (?:Only )?Scan using (\S+)|Bitmap Index Scan on (\S+)", line)] if match]
+        hnsw = [name for name in used if name in self.hnsw_indexes()]
+        return {"uses_hnsw_index": bool(hnsw), "hnsw_index": hnsw[0] if hnsw else None, "indexes_used": used,
+                "plan": lines}
+
+    def hnsw_indexes(self):
+        from django.db import connection
+
+        from recommender.models import DetectedArticle
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef ILIKE %s",
+                           [DetectedArticle._meta.db_table, "%USING hnsw%"])
+            return {row[0] for row in cursor.fetchall()}
 
 
 def recall(found, truth, k):
@@ -267,7 +281,8 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         "ef_search_default": int(max(settings.EF_SEARCH, k * settings.OVERFETCH)),
         "overfetch": settings.OVERFETCH,
         "pgvector": {**default, "path": "recommender.services.configure_search + _search (look_for's per-article query)",
-                     "uses_hnsw_index": plan["uses_hnsw_index"], "plan": plan["plan"]},
+                     "uses_hnsw_index": plan["uses_hnsw_index"], "hnsw_index": plan["hnsw_index"],
+                     "indexes_used": plan.get("indexes_used"), "plan": plan["plan"]},
         "ef_search_sweep": curve,
         "exact_sql": {**percentiles(exact_sql_ms), "queries": checks,
                       f"agreement_with_numpy_at_{k}": round(float(np.mean(exact_sql_recall)), 4) if checks else None},
@@ -287,6 +302,7 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
             "queries_with_fewer_than_k_matches": int(sum(p < k for p in passing_rare)),
             **rare_result,
             "uses_hnsw_index": rare_plan["uses_hnsw_index"],
+            "indexes_used": rare_plan.get("indexes_used"),
             "plan": rare_plan["plan"],
         },
     }
