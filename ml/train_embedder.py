@@ -380,10 +380,11 @@ def study(args):
             with tf.GradientTape() as tape:
                 emb = tf.math.l2_normalize(head(tf.gather(xf, idx)), axis=1)
                 loss = combined_loss(kind, emb, [tf.gather(c, idx) for c in codes], proxies, args.colour_weight)
-            vars_ = head.trainable_variables + proxies
+            vars_ = head.trainable_variables + (proxies if kind == "proxy_anchor" else [])
             grads = tape.gradient(loss, vars_)
             opt.apply_gradients(zip(grads[:2], vars_[:2]))
-            popt.apply_gradients(zip(grads[2:], vars_[2:]))
+            if kind == "proxy_anchor":
+                popt.apply_gradients(zip(grads[2:], vars_[2:]))
             return loss
 
         rng = np.random.default_rng(0)
