@@ -32,7 +32,8 @@ def group_by_image(rows):
 
 
 def render_widget(product, k=None):
-    rows = look_for(product, k=k)
+    # An article for which the shop has nothing (a dress detected in a men's look) is not shown at all.
+    rows = [row for row in look_for(product, k=k) if row.recommendations]
     if not rows:
         return ""
     return render_to_string(

@@ -83,3 +83,17 @@ def test_widget_cache_is_invalidated_when_an_analysis_is_stored(stocked, rng, dj
         store(start(image.pk), image, result)
     again = render(stocked["product"])
     assert 'data-category="dress"' in again and 'data-category="top"' not in again
+
+
+def test_articles_without_any_candidate_are_left_out(look, rng):
+    bulk_inventory([{"category": "top", "embedding": random_unit(rng)} for _ in range(6)])
+    bulk_inventory([{"category": "footwear", "gender": "Women", "embedding": random_unit(rng)} for _ in range(6)])
+    html = render(look["product"])
+    assert 'data-category="top"' in html and 'data-category="footwear"' not in html  # no men's shoes in stock
+    bulk_inventory([{"category": "top", "gender": "Women", "embedding": random_unit(rng)} for _ in range(6)])
+    women_only = make_product(category="", outfit=True, gender="Men")
+    analysis = make_analysis(make_image(women_only), full_shot=True)
+    from look_factories import add_article
+
+    add_article(analysis, "dress", random_unit(rng))
+    assert render(women_only).strip() == ""
