@@ -4,7 +4,9 @@ The model is the ImageNet MobileNetV2 of ``ml.backbone`` (frozen) with a small h
 catalogue's Men/Women labels (``python -m ml.train_gender``; model card ``ml/weights/GENDER.md``).
 The whole model (backbone + head) is committed as one weights file, so the app needs no other
 download. Each photo is letterboxed on white to 224×224, like the catalogue photos it learnt from;
-the prediction averages the photo and its mirror image.
+the prediction averages the photo and its mirror image. When the pose gate found a person, the
+head-to-hips crop is classified instead of the whole photo (see ``upper_body_crop``): a full-body
+street photo is far from anything in the catalogue, its upper half much less so.
 
     from ml.gender import GenderClassifier
     label, confidence = GenderClassifier().predict(pil_image)   # ("Women", 0.97)
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GenderClassifier", "LABELS", "build_gender_model", "build_head", "VERSION"]
+__all__ = ["GenderClassifier", "LABELS", "build_gender_model", "build_head", "upper_body_crop", "VERSION"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 VERSION = "gender-mnv2-v1"
@@ -63,6 +65,29 @@ def build_gender_model(backbone_weights="imagenet", head=None, hidden: int = 256
     features = build_feature_model(backbone_weights)
     head = head or build_head(hidden)
     return keras.Model(features.input, head(features.output), name="gender_classifier")
+
+
+def upper_body_crop(image, keypoints, min_visibility: float = 0.3):
+    """The head-to-hips crop of the person drawn by pose ``keypoints`` (33 × (x, y, visibility),
+    normalised), which looks like a catalogue photo of a top worn by a model; None when the head,
+    shoulders or hips are not seen."""
+    if not keypoints or len(keypoints) < 25:
+        return None
+    k = np.asarray(keypoints, dtype=np.float64)
+    needed = [0, 11, 12, 23, 24]
+    if (k[needed, 2] < min_visibility).any():
+        return None
+    w, h = image.size
+    xs = k[[0, 7, 8, 11, 12, 13, 14, 23, 24], 0] * w
+    shoulder_width = abs(k[11, 0] - k[12, 0]) * w
+    top = (k[0, 1] * h) - 0.9 * shoulder_width  # room for the hair above the nose
+    bottom = ((k[23, 1] + k[24, 1]) / 2) * h + 0.25 * shoulder_width
+    margin = 0.35 * shoulder_width
+    left, right = xs.min() - margin, xs.max() + margin
+    box = (int(max(0, left)), int(max(0, top)), int(min(w, right)), int(min(h, bottom)))
+    if box[2] - box[0] < 16 or box[3] - box[1] < 16:
+        return None
+    return image.crop(box)
 
 
 def prepare(image, size: int = INPUT_SIZE) -> np.ndarray:
@@ -128,8 +153,14 @@ class GenderClassifier:
             out.append((probs[:n] + probs[n:]) / 2)
         return np.concatenate(out)
 
-    def predict(self, image) -> tuple[str, float]:
-        """("Men" | "Women", confidence) for one PIL image."""
-        probs = self.probabilities([image])[0]
+    def predict(self, image, *, keypoints=None) -> tuple[str, float]:
+        """("Men" | "Women", confidence) for one PIL image.
+
+        With pose ``keypoints`` of a person (``PoseResult.keypoints``), the head-to-hips crop is
+        classified (street photos then look like the catalogue's model shots); otherwise the
+        whole photo.
+        """
+        crop = upper_body_crop(image, keypoints) if keypoints else None
+        probs = self.probabilities([crop if crop is not None else image])[0]
         index = int(np.argmax(probs))
         return LABELS[index], float(probs[index])

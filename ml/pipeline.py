@@ -6,7 +6,8 @@ Steps (each timed in ``Analysis.timings``, milliseconds):
    applied, size limits enforced (``ml.images.ImageError`` otherwise);
 2. ``pose``: the full-shot gate (``ml.pose.PoseGate``);
 3. ``gender``: the product's own gender when given (source ``"product"``), otherwise predicted
-   (``ml.gender.GenderClassifier``, source ``"predicted"``);
+   (``ml.gender.GenderClassifier``, source ``"predicted"``; for a full shot it is given the pose
+   keypoints and classifies the person's head-to-hips crop);
 4. ``detect``: articles (top, bottom, dress, footwear, bag) — only for full shots, unless
    ``detect=True`` forces it (``detect=False`` skips it);
 5. ``embed``: each article crop (with a small margin) and the whole image, in one batch — the
@@ -90,7 +91,7 @@ class Parts:
     """One object per stage. Any object with the same methods will do (see ``load_part``).
 
     - ``pose.check(image) -> PoseResult(is_full_shot, score, keypoints)``
-    - ``gender.predict(image) -> (label, confidence)``
+    - ``gender.predict(image) -> (label, confidence)`` (optionally ``keypoints=`` for full shots)
     - ``detector.detect(image, min_confidence=...) -> [Detection(category, confidence, box)]``
     - ``embedder.embed([images]) -> np.ndarray (n, dim)``; ``embedder.dim``
 
@@ -170,6 +171,17 @@ def crop_with_margin(image, box, margin: float = CROP_MARGIN):
     return image.crop((left, top, right, bottom))
 
 
+def _accepts_keypoints(method) -> bool:
+    """Whether a (possibly swapped-in) gender part's ``predict`` takes ``keypoints=``."""
+    try:
+        import inspect
+
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "keypoints" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
 
@@ -208,7 +220,11 @@ def analyse(
     if given:
         gender_value, gender_confidence, gender_source = given, 1.0, "product"
     else:
-        gender_value, gender_confidence = parts.gender.predict(picture)
+        if pose.is_full_shot and _accepts_keypoints(parts.gender.predict):
+            # a full-body photo: the gender model looks at the person's head-to-hips crop
+            gender_value, gender_confidence = parts.gender.predict(picture, keypoints=pose.keypoints)
+        else:
+            gender_value, gender_confidence = parts.gender.predict(picture)
         gender_value, gender_confidence, gender_source = str(gender_value), float(gender_confidence), "predicted"
         versions["gender"] = str(parts.gender.version)
     timings["gender"] = _ms(start)

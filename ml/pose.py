@@ -12,7 +12,11 @@ Runs MediaPipe's two pose models (Apache-2.0, taken from the ``mediapipe==0.10.2
    visibility and presence, projected back into the original image.
 
 A photo is a *full shot* when the nose, both shoulders, both hips and at least one ankle are
-visible (every threshold is a constructor argument).
+visible, and the body they draw is plausible for an outfit photo: upright (nose above shoulders
+above hips above the ankle, the nose→ankle line within ``max_tilt_degrees`` of vertical) and tall
+(nose to ankle ≥ ``min_body_height`` of the image height). The geometric check removes the
+"people" the landmark model hallucinates in shoe and watch close-ups. Every threshold is a
+constructor argument.
 """
 from __future__ import annotations
 
@@ -54,7 +58,7 @@ class PoseResult:
     ``keypoints`` are the 33 BlazePose landmarks as ``(x, y, visibility)`` with x, y normalised to
     the original image (0..1, may fall slightly outside when a point is out of frame); empty when
     no person was found. ``score`` in 0..1 is the weakest of the required evidences (person
-    presence, nose, shoulders, hips, best ankle).
+    presence, nose, shoulders, hips, best ankle), 0 when the body is not upright and tall.
     """
 
     is_full_shot: bool
@@ -111,7 +115,7 @@ def _make_interpreter(path: Path, num_threads: int | None):
 class PoseGate:
     """Decides whether a photo shows a whole person (a full shot) with MediaPipe pose models."""
 
-    version = "mediapipe-pose-full-0.10.21/gate-1"
+    version = "mediapipe-pose-full-0.10.21/gate-2"
 
     def __init__(
         self,
@@ -123,6 +127,8 @@ class PoseGate:
         shoulder_visibility: float = 0.5,
         hip_visibility: float = 0.5,
         ankle_visibility: float = 0.5,
+        min_body_height: float = 0.45,
+        max_tilt_degrees: float = 30.0,
         num_threads: int | None = 2,
     ):
         self.weights_dir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
@@ -135,6 +141,8 @@ class PoseGate:
         self.shoulder_visibility = float(shoulder_visibility)
         self.hip_visibility = float(hip_visibility)
         self.ankle_visibility = float(ankle_visibility)
+        self.min_body_height = float(min_body_height)
+        self.max_tilt_degrees = float(max_tilt_degrees)
         self.num_threads = num_threads
         self._anchors = _ssd_anchors()
         self._lock = threading.Lock()
@@ -255,8 +263,9 @@ class PoseGate:
         nose = float(seen[NOSE])
         shoulders = float(min(seen[L_SHOULDER], seen[R_SHOULDER]))
         hips = float(min(seen[L_HIP], seen[R_HIP]))
-        ankle = float(max(seen[L_ANKLE], seen[R_ANKLE]))
-        is_full = (
+        ankle_index = L_ANKLE if seen[L_ANKLE] >= seen[R_ANKLE] else R_ANKLE
+        ankle = float(seen[ankle_index])
+        visible = (
             flag >= self.min_presence
             and nose >= self.nose_visibility
             and shoulders >= self.shoulder_visibility
@@ -264,4 +273,19 @@ class PoseGate:
             and ankle >= self.ankle_visibility
         )
         score = float(min(flag, nose, shoulders, hips, ankle))
-        return PoseResult(bool(is_full), score, keypoints, person_score)
+        if not self._plausible_body(xs / w, ys / h, ankle_index, w / h):
+            score = 0.0
+            visible = False
+        return PoseResult(bool(visible), score, keypoints, person_score)
+
+    def _plausible_body(self, x, y, ankle_index, aspect) -> bool:
+        """Upright and tall: nose < shoulders < hips < ankle (downwards), small tilt, tall enough."""
+        shoulder_y = (y[L_SHOULDER] + y[R_SHOULDER]) / 2
+        hip_y = (y[L_HIP] + y[R_HIP]) / 2
+        if not y[NOSE] < shoulder_y < hip_y < y[ankle_index]:
+            return False
+        height = y[ankle_index] - y[NOSE]  # fractions of the image height
+        # x and y are normalised separately: rescale x by the aspect ratio to measure the angle
+        dx = (x[ankle_index] - x[NOSE]) * aspect
+        tilt = math.degrees(math.atan2(abs(dx), height))
+        return height >= self.min_body_height and tilt <= self.max_tilt_degrees

@@ -1,9 +1,14 @@
 """Train the gender classifier: ``python -m ml.train_gender --styles CSV --images DIR --out PATH``.
 
-Cheap on a CPU: the ImageNet MobileNetV2 stays frozen, its pooled features are computed once per
-catalogue photo (and its mirror image), and only a small MLP head is trained on them. The written
-weights file holds the whole model (backbone + head) so the app needs nothing else; a JSON sidecar
-(``PATH.json``) records version, data and hold-out accuracy.
+Cheap on a CPU: the ImageNet MobileNetV2 runs once per catalogue photo (and its mirror image) and
+its output is cached; then either
+
+- ``--mode head`` (default): only a small MLP head is trained on the pooled 1280-d features, or
+- ``--mode tail``: the last two backbone stages (``features_17``, ``features_18``, on cached 7×7×160
+  maps of ``features_16``) are fine-tuned together with the head (BatchNorm statistics frozen).
+
+The written weights file holds the whole model (backbone + head) so the app needs nothing else; a
+JSON sidecar (``PATH.json``) records version, data and training figures.
 
 The hold-out (fixed 20 % of the Men/Women product ids, seed 2026) is never used for training or
 model selection; ``python -m ml.evaluate gender`` measures on it.
@@ -64,13 +69,102 @@ def extract_features(paths, batch_size=32, flip=True, desc="features"):
                       input_signature=[tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)])
     plain, mirrored = [], []
     for start in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch"):
-        batch = np.stack([prepare(load_image(p)) for p in paths[start:start + batch_size]])
+        batch = np.stack([prepare(p if hasattr(p, "size") else load_image(p))
+                          for p in paths[start:start + batch_size]])
         plain.append(np.asarray(run(batch)))
         if flip:
             mirrored.append(np.asarray(run(batch[:, :, ::-1].copy())))
     plain = np.concatenate(plain).astype(np.float32)
     mirrored = np.concatenate(mirrored).astype(np.float32) if flip else None
     return plain, mirrored
+
+
+WOMEN_CUES = {"dress", "skirt", "heels", "pumps", "wedges", "romper", "tights", "stockings"}
+MEN_CUES = {"tie"}
+
+
+def street_tagged_cues(directory: Path):
+    """[(photo path, label index)] of tagged street photos with a gender cue in their tags.
+
+    ``directory`` holds ``photos/`` and ``tags.csv`` (photo, tags separated by ``;``). Women cue:
+    a dress, skirt, heels, pumps, wedges, romper, tights or stockings; Men cue: a tie and none of
+    those. Photos without a cue are not used.
+    """
+    from ml.gender import LABELS
+
+    tags_path = Path(directory) / "tags.csv"
+    if not tags_path.is_file():
+        raise SystemExit(f"--street-tagged: no tags.csv in {directory}")
+    cues = []
+    with tags_path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            tags = set(row["tags"].split(";"))
+            photo = Path(directory) / "photos" / row["photo"]
+            if not photo.is_file():
+                continue
+            if tags & WOMEN_CUES:
+                cues.append((photo, LABELS.index("Women")))
+            elif tags & MEN_CUES:
+                cues.append((photo, LABELS.index("Men")))
+    return sorted(cues)
+
+
+def street_features(cues, batch_size=32):
+    """Pooled features of the upper-body crops (photo, mirror) of street photos, as the app sees them."""
+    from ml.gender import upper_body_crop
+    from ml.images import load_image
+    from ml.pose import PoseGate
+
+    gate = PoseGate()
+    crops, labels = [], []
+    for photo, label in tqdm(cues, desc="street crops", unit="photo"):
+        image = load_image(photo)
+        crop = upper_body_crop(image, gate.check(image).keypoints)
+        if crop is not None:
+            crops.append(crop)
+            labels.append(label)
+    plain, mirrored = extract_features(crops, batch_size=batch_size, desc="street features")
+    return plain, mirrored, np.asarray(labels)
+
+
+TAIL_INPUT_LAYER = "features_16_add"
+TAIL_FIRST_LAYER = "features_17_conv_0_0"
+
+
+def extract_maps(paths, batch_size=32, desc="features_16 maps"):
+    """Cached inputs of the tail: ``features_16_add`` maps (n, 7, 7, 160) of photos and mirrors (float16)."""
+    import keras
+    import tensorflow as tf
+
+    from ml.gender import INPUT_SIZE, build_feature_model, prepare
+    from ml.images import load_image
+
+    full = build_feature_model("imagenet")
+    trunk = keras.Model(full.input, full.get_layer(TAIL_INPUT_LAYER).output)
+    run = tf.function(lambda x: trunk(x, training=False),
+                      input_signature=[tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)])
+    plain, mirrored = [], []
+    for start in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch"):
+        batch = np.stack([prepare(load_image(p)) for p in paths[start:start + batch_size]])
+        plain.append(np.asarray(run(batch)).astype(np.float16))
+        mirrored.append(np.asarray(run(batch[:, :, ::-1].copy())).astype(np.float16))
+    return np.concatenate(plain), np.concatenate(mirrored)
+
+
+def build_tail_model(full_model, head):
+    """(7, 7, 160) maps → features_17 … features_18 → pooling → head, sharing ``full_model``'s layers."""
+    import keras
+
+    layers = full_model.layers
+    names = [layer.name for layer in layers]
+    start, stop = names.index(TAIL_FIRST_LAYER), names.index("gender_pool")
+    inputs = keras.Input((7, 7, 160), name="features_16_maps")
+    x = inputs
+    for layer in layers[start:stop + 1]:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # keep ImageNet statistics: inference-mode BatchNorm
+        x = layer(x)
+    return keras.Model(inputs, head(x), name="gender_tail")
 
 
 def main(argv=None):
@@ -84,6 +178,15 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--no-flip", action="store_true", help="do not add mirrored photos")
+    parser.add_argument("--mode", choices=("head", "tail"), default="head",
+                        help="head: train the MLP head only; tail: also fine-tune features_17-18")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="Adam learning rate (default 1e-3 for head, 2e-4 for tail)")
+    parser.add_argument("--street-tagged", type=Path, default=None,
+                        help="street photos with tags (photos/, tags.csv): upper-body crops of those "
+                             "with a gender cue join the training data (head mode)")
+    parser.add_argument("--street-cache", type=Path, default=None,
+                        help="npz of the street crops' features: reused if present, written if not")
     args = parser.parse_args(argv)
     if not str(args.out).endswith(".weights.h5"):
         parser.error("--out must end with .weights.h5")
@@ -99,6 +202,9 @@ def main(argv=None):
     print(f"train: {len(train)} photos ({np.bincount(labels).tolist()} Men/Women), "
           f"hold-out: {len(holdout)} (not used here)", file=sys.stderr)
 
+    if args.mode == "tail":
+        return _train_tail(args, argv, train, ids, labels, started)
+
     cache = args.features_cache
     if cache and cache.exists():
         data = np.load(cache)
@@ -113,20 +219,36 @@ def main(argv=None):
             np.savez(cache, ids=ids, plain=plain, **extra)
 
     # 10 % of the training ids (fixed) for early stopping; the hold-out stays untouched
-    rng = np.random.default_rng(SPLIT_SEED + 1)
-    val_mask = np.zeros(len(train), bool)
-    val_mask[rng.permutation(len(train))[: len(train) // 10]] = True
+    val_mask = _early_stopping_split(len(train))
     x_fit = [plain[~val_mask]]
     y_fit = [labels[~val_mask]]
     if mirrored is not None and not args.no_flip:
         x_fit.append(mirrored[~val_mask])
         y_fit.append(labels[~val_mask])
+    street_counts = None
+    if args.street_tagged:
+        cache = args.street_cache
+        if cache and cache.exists():
+            data = np.load(cache)
+            s_plain, s_mirrored, s_labels = data["plain"], data["mirrored"], data["labels"]
+        else:
+            s_plain, s_mirrored, s_labels = street_features(street_tagged_cues(args.street_tagged))
+            if cache:
+                np.savez(cache, plain=s_plain, mirrored=s_mirrored, labels=s_labels)
+        s_val = _early_stopping_split(len(s_labels))
+        x_fit += [s_plain[~s_val], s_mirrored[~s_val]]
+        y_fit += [s_labels[~s_val], s_labels[~s_val]]
+        street_counts = dict(zip(LABELS, np.bincount(s_labels, minlength=2).tolist()))
+        print(f"street crops: {street_counts}", file=sys.stderr)
     x_fit, y_fit = np.concatenate(x_fit), np.concatenate(y_fit)
     x_val, y_val = plain[val_mask], labels[val_mask]
+    if args.street_tagged:
+        x_val = np.concatenate([x_val, s_plain[s_val]])
+        y_val = np.concatenate([y_val, s_labels[s_val]])
 
     keras.utils.set_random_seed(SPLIT_SEED)
     head = build_head(args.hidden)
-    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+    head.compile(optimizer=keras.optimizers.Adam(args.learning_rate or 1e-3), loss="sparse_categorical_crossentropy",
                  metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=12, restore_best_weights=True)
     history = head.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs,
@@ -141,10 +263,72 @@ def main(argv=None):
         "labels": list(LABELS),
         "hidden": args.hidden,
         "input_size": 224,
+        "mode": "head (frozen ImageNet backbone)",
+        "street_tagged_crops": street_counts,
         "train_photos": int(len(train)),
         "train_counts": dict(zip(LABELS, np.bincount(labels, minlength=2).tolist())),
         "holdout_photos": len(holdout),
         "mirrored_training_copies": mirrored is not None and not args.no_flip,
+        "early_stopping_val_accuracy": round(val_accuracy, 4),
+        "epochs_run": len(history.history["loss"]),
+        "minutes": round((time.time() - started) / 60, 1),
+        "command": "python -m ml.train_gender " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    Path(str(args.out) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def _early_stopping_split(n):
+    rng = np.random.default_rng(SPLIT_SEED + 1)
+    val_mask = np.zeros(n, bool)
+    val_mask[rng.permutation(n)[: n // 10]] = True
+    return val_mask
+
+
+def _train_tail(args, argv, train, ids, labels, started):
+    import keras
+
+    from ml.gender import LABELS, VERSION, build_gender_model, build_head
+
+    cache = args.features_cache
+    if cache and cache.exists():
+        data = np.load(cache)
+        if not np.array_equal(data["ids"], ids):
+            raise SystemExit(f"{cache}: cached ids do not match the training split; delete it")
+        plain, mirrored = data["plain"], data["mirrored"]
+    else:
+        plain, mirrored = extract_maps([r[2] for r in train])
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, ids=ids, plain=plain, mirrored=mirrored)
+
+    val_mask = _early_stopping_split(len(train))
+    x_fit = np.concatenate([plain[~val_mask], mirrored[~val_mask]]).astype(np.float32)
+    y_fit = np.concatenate([labels[~val_mask], labels[~val_mask]])
+    x_val, y_val = plain[val_mask].astype(np.float32), labels[val_mask]
+
+    keras.utils.set_random_seed(SPLIT_SEED)
+    head = build_head(args.hidden)
+    full = build_gender_model(backbone_weights="imagenet", head=head)
+    tail = build_tail_model(full, head)
+    tail.compile(optimizer=keras.optimizers.Adam(args.learning_rate or 2e-4),
+                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True)
+    history = tail.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs,
+                       batch_size=64, callbacks=[stop], verbose=2)
+    val_accuracy = float(max(history.history["val_accuracy"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    full.save_weights(args.out)
+    meta = {
+        "version": VERSION,
+        "labels": list(LABELS),
+        "hidden": args.hidden,
+        "input_size": 224,
+        "mode": "tail (features_17, features_18 fine-tuned + head)",
+        "train_photos": int(len(train)),
+        "train_counts": dict(zip(LABELS, np.bincount(labels, minlength=2).tolist())),
+        "mirrored_training_copies": True,
         "early_stopping_val_accuracy": round(val_accuracy, 4),
         "epochs_run": len(history.history["loss"]),
         "minutes": round((time.time() - started) / 60, 1),

@@ -41,6 +41,7 @@ def run(args) -> dict:
     # encoded bytes, as the app receives them: decoding is part of the measured work
     payloads = [p.read_bytes() for p in photos[: max(args.n, args.warmup)]]
 
+    load_before = round(os.getloadavg()[0], 2)
     parts = default_parts()
     start = time.perf_counter()
     for i in range(args.warmup):
@@ -68,6 +69,9 @@ def run(args) -> dict:
         "warmup_runs": args.warmup,
         "warmup_seconds": round(warmup_s, 1),
         "cpu_count": os.cpu_count(),
+        # other processes competing for the cores inflate every figure: report the load
+        "load_average_1min_before": load_before,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         "full_shot_share": round(full_shots / args.n, 3) if args.n else None,
         "mean_articles": round(float(np.mean(articles)), 2) if articles else None,
         "p50_ms": {stage: _percentile(timings[stage], 50) for stage in STAGES},

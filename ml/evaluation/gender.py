@@ -5,7 +5,8 @@ The hold-out is the fixed 20 % of the Men/Women product ids of ``ml.train_gender
 (``GenderClassifier``: letterbox, photo + mirror).
 
 ``--street DIR`` (laid out like the street data: ``photos/``, ``masks/``, ``labels.txt``) adds a
-*proxy* check on full-body street photos, which have no gender labels: photos whose masks show a
+*proxy* check on full-body street photos, classified as the pipeline does (pose gate, then the
+head-to-hips crop), which have no gender labels: photos whose masks show a
 dress, skirt, heels, pumps, wedges, romper, tights or stockings are counted as "Women" cues, photos
 with a tie and none of those as "Men" cues; the share predicted accordingly is reported.
 """
@@ -95,10 +96,16 @@ def run(args) -> dict:
         "target_accuracy": 0.95,
     }
     if args.street:
+        from ml.images import load_image
+        from ml.pose import PoseGate
+
         cues = _street_cues(args.street)
         if cues:
-            street_probs = _predict(classifier, [p for p, _ in cues], args.batch_size, "street proxy")
-            said = [LABELS[i] for i in street_probs.argmax(1)]
+            gate = PoseGate()
+            said = []
+            for photo, _ in tqdm(cues, desc="street proxy", unit="photo"):
+                image = load_image(photo)  # as the pipeline does: pose first, then the person crop
+                said.append(classifier.predict(image, keypoints=gate.check(image).keypoints)[0])
             by_cue = {}
             for cue in LABELS:
                 picked = [s for s, (_, c) in zip(said, cues) if c == cue]
