@@ -152,11 +152,13 @@ def markdown(report, json_path=None):
         out.append("")
         out.append("### Recall–latency curve (`hnsw.ef_search` set after `configure_search`)")
         out.append("")
+        points = [{"ef_search": f"{vector['ef_search_default']} (default)", **pg}] + vector["ef_search_sweep"]
         out.append(_table(["ef_search", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", f"min recall@{k}",
-                           "short results", "exact fallbacks"],
+                           "queries with recall < 0.5", "short results", "exact fallbacks"],
                           [(p["ef_search"], p["p50_ms"], p["p95_ms"], p["p99_ms"], p[f"recall_at_{k}"],
-                            p[f"min_recall_at_{k}"], p["short_results"], p["exact_fallbacks"])
-                           for p in vector["ef_search_sweep"]]))
+                            p[f"min_recall_at_{k}"], p.get("queries_recall_below_half", "–"), p["short_results"],
+                            p["exact_fallbacks"])
+                           for p in points]))
         out.append("")
         rare = vector["rare_colour"]
         out.append(f"### 1%-selective filter: colour {rare['colour']!r} (+ category + gender)")

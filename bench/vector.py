@@ -249,6 +249,8 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
                 short += len(ids) < min(k, len(expected[i]))
         return {**percentiles(times), f"recall_at_{k}": round(float(np.mean(recalls)), 4),
                 f"min_recall_at_{k}": round(float(np.min(recalls)), 4) if recalls else None,
+                "queries_recall_below_half": int(sum(r < 0.5 for r in recalls)),
+                "worst_queries": [int(i) for i in np.argsort(recalls, kind="stable")[:5] if recalls[i] < 1.0],
                 "short_results": short, "exact_fallbacks": counter["exact"]}, times
 
     default, default_times = measure("pgvector hnsw")
