@@ -242,6 +242,23 @@ def _fill(rows_with_hits):
             row.recommendations.append(product)
 
 
+def _iou(a, b):
+    ix = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    iy = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    inter = ix * iy
+    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def suppress_overlaps(articles, threshold=0.45):
+    """Same-category boxes, most confident first, without the ones mostly covering a kept box (NMS)."""
+    kept = []
+    for article in sorted(articles, key=lambda a: -a.confidence):
+        if all(_iou(article, other) < threshold for other in kept):
+            kept.append(article)
+    return kept
+
+
 def _rows_for(articles_by_image, genders_for):
     """Group articles into rows: one per (image, category), best article first, in category order."""
     order = {name: index for index, name in enumerate(settings.CATEGORIES)}
@@ -251,7 +268,7 @@ def _rows_for(articles_by_image, genders_for):
         for article in sorted(articles, key=lambda a: -a.confidence):
             grouped.setdefault(article.category, []).append(article)
         for category in sorted(grouped, key=lambda c: order.get(c, len(order))):
-            group = grouped[category]
+            group = suppress_overlaps(grouped[category])
             rows.append(
                 LookRow(article=group[0], category=category, label=settings.label(category),
                         articles=group, image=image)

@@ -67,6 +67,14 @@ def look_price(value):
 
 
 @register.filter
+def boxes_of(rows):
+    """``[(row, article), …]`` of every box drawn over a photo, largest first so smaller boxes lie on top
+    (a bag over a top stays reachable by the pointer)."""
+    pairs = [(row, article) for row in rows for article in row.articles]
+    return sorted(pairs, key=lambda pair: -((pair[1].x2 - pair[1].x1) * (pair[1].y2 - pair[1].y1)))
+
+
+@register.filter
 def box_style(article):
     box = article.box_percent()
     return f"left:{box['left']}%;top:{box['top']}%;width:{box['width']}%;height:{box['height']}%"
