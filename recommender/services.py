@@ -348,7 +348,8 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
     if category and category not in settings.CATEGORIES:
         raise ValueError(f"unknown category {category!r}; choose one of {', '.join(settings.CATEGORIES)}")
     picture = load_image(image)
-    result = pipeline.analyse(picture, gender=gender or None)
+    # Visitors' photos are often half-body or close-ups: look for articles whatever the pose gate says.
+    result = pipeline.analyse(picture, gender=gender or None, detect=True)
     chosen_gender = gender or getattr(result, "gender", None) or None
     source = "visitor" if gender else getattr(result, "gender_source", None)
 
