@@ -95,8 +95,6 @@ class ProductViewSet(viewsets.ModelViewSet):
             return Response(ProductImageSerializer(images, many=True, context={"request": request}).data)
         upload = ProductImageUploadSerializer(data=request.data, context={"request": request, "product": product})
         upload.is_valid(raise_exception=True)
-        with transaction.atomic():
-            image = attach_image(product, upload.validated_data["image"],
-                                 position=upload.validated_data["position"],
-                                 is_primary=upload.validated_data["is_primary"] or not product.images.exists())
+        image = attach_image(product, upload.validated_data["image"], position=upload.validated_data["position"],
+                             is_primary=upload.validated_data["is_primary"] or None)
         return Response(ProductImageSerializer(image, context={"request": request}).data, status=status.HTTP_201_CREATED)

@@ -1,5 +1,6 @@
 """REST serializers of the catalogue: products and their images."""
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from rest_framework import serializers
 
 from .models import Product, ProductImage, compute_sha256
@@ -101,7 +102,23 @@ class ProductSerializer(serializers.ModelSerializer):
 
 
 def attach_image(product, upload, *, position=0, is_primary=False):
-    """Store an already validated upload as an image of ``product`` (the primary one if asked)."""
+    """Store an already validated upload as an image of ``product`` (the primary one if asked; ``None``: primary
+    when the product has no image yet).
+
+    Uploads to one product are serialised by a lock on its row, so that simultaneous uploads leave exactly one
+    primary image and the same photo sent twice at once is refused as a duplicate (400), not by the unique
+    constraint (500).
+    """
+    with transaction.atomic():
+        list(type(product).objects.select_for_update().filter(pk=product.pk).values_list("pk", flat=True))
+        if product.images.filter(sha256=compute_sha256(upload)).exists():
+            raise serializers.ValidationError({"image": ["This image is already attached to the product."]})
+        if is_primary is None:
+            is_primary = not product.images.exists()
+        return _store_image(product, upload, position=position, is_primary=is_primary)
+
+
+def _store_image(product, upload, *, position, is_primary):
     if is_primary:
         product.images.filter(is_primary=True).update(is_primary=False)
     image = ProductImage(product=product, file=upload, position=position, is_primary=is_primary)

@@ -3,6 +3,32 @@ import pytest
 
 from robust_parts import FAKE_PIPELINE
 
+# The live server (pytest-django's ``live_server``, Django's threaded WSGI server) listens with a backlog of 10
+# connections; a production server listens with hundreds (gunicorn: 2048). The load tests open 200 connections
+# at once, so give the test server a production-like backlog.
+#
+# Its other difference: it starts one thread per connection, without bound, and each thread opens its own
+# database connection — 200 simultaneous requests would need 200 PostgreSQL connections (the server allows 100)
+# and fail with "too many clients". A production deployment bounds its concurrency (gunicorn workers × threads,
+# below max_connections, or a pool); the live server is bounded the same way: at most LIVE_SERVER_THREADS
+# requests are handled at once, the others wait in the backlog, as they would in front of gunicorn.
+import threading  # noqa: E402
+
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIServer  # noqa: E402
+
+LIVE_SERVER_THREADS = 32
+WSGIServer.request_queue_size = max(WSGIServer.request_queue_size, 1024)
+if not getattr(ThreadedWSGIServer, "_btl_bounded", False):
+    _slots = threading.BoundedSemaphore(LIVE_SERVER_THREADS)
+    _handle = ThreadedWSGIServer.process_request_thread
+
+    def _bounded_process_request_thread(self, request, client_address):
+        with _slots:
+            _handle(self, request, client_address)
+
+    ThreadedWSGIServer.process_request_thread = _bounded_process_request_thread
+    ThreadedWSGIServer._btl_bounded = True
+
 
 @pytest.fixture(autouse=True)
 def _isolated(settings, tmp_path, monkeypatch):
