@@ -54,15 +54,33 @@ def gender_text(analysis):
     return text
 
 
-def queue_again(image_ids):
-    from .analysis import mark_queued
-    from .signals import queue_analysis
+#: Without a broker an admin action analyses in the request; beyond this many images it only queues them.
+EAGER_ACTION_LIMIT = 10
 
+
+def queue_again(image_ids):
+    """Queue (or, without a broker, run) new analyses; returns how many were sent."""
+    from .analysis import mark_queued
+    from .signals import is_eager, queue_analysis
+
+    defer = is_eager() and len(image_ids) > EAGER_ACTION_LIMIT
     sent = 0
     for image_id in image_ids:
         mark_queued(image_id)
-        sent += bool(queue_analysis(image_id))
+        if not defer:
+            sent += bool(queue_analysis(image_id))
     return sent
+
+
+def report_queued(model_admin, request, total, sent):
+    if sent == total:
+        model_admin.message_user(request, f"{sent} image(s) sent for analysis.", messages.SUCCESS)
+    else:
+        model_admin.message_user(
+            request,
+            f"{total} image(s) marked queued; {total - sent} wait for a worker or for "
+            f"`manage.py analyse --pending`.", messages.WARNING,
+        )
 
 
 class DetectedArticleInline(admin.TabularInline):
@@ -149,8 +167,8 @@ class ImageAnalysisAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-analyse the selected images")
     def reanalyse(self, request, queryset):
-        sent = queue_again(list(queryset.values_list("image_id", flat=True)))
-        self.message_user(request, f"{sent} image(s) sent for analysis.", messages.SUCCESS)
+        ids = list(queryset.values_list("image_id", flat=True))
+        report_queued(self, request, len(ids), queue_again(ids))
 
 
 class AnalysisStatusFilter(admin.SimpleListFilter):
@@ -230,8 +248,8 @@ class ProductImageAnalysisMixin:
 
     @admin.action(description="Re-analyse the selected images")
     def reanalyse_images(self, request, queryset):
-        sent = queue_again(list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{sent} image(s) sent for analysis.", messages.SUCCESS)
+        ids = list(queryset.values_list("pk", flat=True))
+        report_queued(self, request, len(ids), queue_again(ids))
 
 
 def extend_product_image_admin(site=admin.site):

@@ -127,3 +127,18 @@ def test_catalogue_import_in_eager_mode_only_queues_then_analyse_pending_takes_o
     statuses = list(ImageAnalysis.objects.filter(image__in=images).values_list("status", flat=True))
     assert statuses == ["queued"] * 5  # nothing ran inside the import
     assert ImageAnalysis.objects.filter(attempts__gt=0).count() == 0
+
+
+@pytest.mark.django_db
+def test_pending_includes_analyses_abandoned_while_running(capsys):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    abandoned = make_image(make_product(category="top"), content=NOT_AN_IMAGE)
+    fresh = make_image(make_product(category="top"), content=NOT_AN_IMAGE)
+    ImageAnalysis.objects.create(image=abandoned, status="running", started_at=timezone.now() - timedelta(hours=1))
+    ImageAnalysis.objects.create(image=fresh, status="running", started_at=timezone.now())
+    call_command("analyse", "--pending", "--no-progress")
+    assert ImageAnalysis.objects.get(image=abandoned).status == "failed"  # picked up (and fails: not an image)
+    assert ImageAnalysis.objects.get(image=fresh).status == "running"  # another process may be on it

@@ -6,14 +6,20 @@ embedded in batches (``--batch-size``).
 """
 import time
 from collections import Counter
+from datetime import timedelta
 
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
+from django.utils import timezone
 from tqdm import tqdm
 
 from recommender.conf import settings
 from recommender.models import ImageAnalysis
+
+
+#: An analysis "running" for longer than this is taken as abandoned (its process died) by ``--pending``.
+STALE_RUNNING_MINUTES = 15
 
 
 def image_model():
@@ -26,7 +32,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--pending", action="store_true",
-                           help="images never analysed or still queued (the default)")
+                           help="images never analysed, still queued, or abandoned while running (the default)")
         which.add_argument("--all", action="store_true", help="every product image")
         which.add_argument("--failed", action="store_true", help="images whose last analysis failed")
         which.add_argument("--product", action="append", metavar="SKU", help="the images of this product (repeatable)")
@@ -50,7 +56,12 @@ class Command(BaseCommand):
                 raise CommandError(f"no product with SKU {', '.join(unknown)}")
             images, label = images.filter(product__sku__in=skus), f"images of {', '.join(skus)}"
         else:
-            images = images.filter(Q(analysis__isnull=True) | Q(analysis__status=ImageAnalysis.Status.QUEUED))
+            # Never analysed, queued, or "running" for so long that its process must have died.
+            stale = timezone.now() - timedelta(minutes=STALE_RUNNING_MINUTES)
+            images = images.filter(
+                Q(analysis__isnull=True) | Q(analysis__status=ImageAnalysis.Status.QUEUED)
+                | Q(analysis__status=ImageAnalysis.Status.RUNNING, analysis__started_at__lt=stale)
+            )
             label = "pending images"
         return images, label
 
