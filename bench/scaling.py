@@ -206,6 +206,13 @@ def plan(run, exponents):
             lines.append(f"- The nearest-neighbour SQL is {articles_per_page} × {query_p50} / {page_off} = "
                          f"{db_share:.0%} of a cache-off page: the rest is Django (ORM, template) and the other "
                          f"queries, which scale by adding web processes, not database hosts.")
+        shared_buffers = _get(run, "server", "shared_buffers")
+        if shared_buffers and index_mb and table_mb:
+            lines.append(f"- This server ran with shared_buffers = {shared_buffers} while the HNSW indexes alone "
+                         f"take {index_mb:,.0f} MB: the graphs were read through the operating system's page cache. "
+                         f"A dedicated database host (primary or replica) should size shared_buffers to hold "
+                         f"the HNSW indexes plus the hot part of the table ({index_mb + table_mb:,.0f} MB here at "
+                         f"most), and effective_cache_size to the rest of its memory.")
         if index_mb and table_mb:
             lines.append(f"- Each replica must hold the HNSW indexes ({index_mb:,.0f} MB) and the article table with "
                          f"its indexes ({table_mb:,.0f} MB) in memory to keep these latencies; HNSW traversal "

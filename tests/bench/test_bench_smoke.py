@@ -26,6 +26,7 @@ def report(tmp_path_factory, django_db_blocker):
     assert status == 0
     data = json.loads(out.with_suffix(".json").read_text())
     data["_markdown"] = out.read_text()
+    data["_json_path"] = str(out.with_suffix(".json"))
     data["_database"] = database
     return data
 
@@ -92,3 +93,14 @@ def test_markdown_and_cleanup(report):
     with connect("postgres", autocommit=True) as admin:
         left = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [report["_database"]]).fetchone()
     assert left is None  # the bench dropped its database
+
+
+def test_scaling_note_renders_from_the_run(report, tmp_path):
+    from bench import scaling
+
+    out = tmp_path / "scaling.md"
+    assert scaling.main([report["_json_path"], "--out", str(out)]) == 0
+    text = out.read_text()
+    assert f"N = {ARTICLES:,}" in text
+    assert "### 1. Queries: PostgreSQL read replicas" in text and "### 3. Partitioning by category" in text
+    assert "computed" in text  # no 1M run: the note says its 1M figures are computed
