@@ -63,11 +63,12 @@ class ImportSummary:
 def read_styles(path, summary):
     """Yield ``(line_number, row dict)`` for each record of a styles.csv file.
 
-    Lines are decoded one by one, so a line with bytes that are not UTF-8 is reported (and skipped) instead
-    of failing the whole file. Rows with the wrong number of columns are yielded with ``row=None`` and a
-    reason, so the caller counts them as skipped.
+    Each line is decoded and parsed on its own (a record must fit on one line), so that one bad line is
+    reported and skipped instead of failing or swallowing the rest of the file: bytes that are not UTF-8, an
+    unclosed quote (which a file-wide CSV reader would run on into the following rows), a field over the CSV
+    size limit. Rows with the wrong number of columns are yielded with ``row=None`` and a reason, so the caller
+    counts them as skipped.
     """
-    consumed = []
 
     def decoded_lines(handle):
         for number, raw in enumerate(handle, start=1):
@@ -80,24 +81,19 @@ def read_styles(path, summary):
                 summary.report(f"line {number}", f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column "
                                                  f"{error.start + 1}); line skipped")
                 continue
-            consumed.append(number)
-            yield text
+            yield number, text
 
     with open(path, "rb") as handle:
-        reader = csv.reader(decoded_lines(handle))
         header = None
-        while True:
-            consumed.clear()
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as error:
-                line = consumed[0] if consumed else "?"
-                summary.skipped += 1
-                summary.report(f"line {line}", f"unreadable CSV ({error})")
+        for line, text in decoded_lines(handle):
+            if not text.strip():
                 continue
-            line = consumed[0] if consumed else 0
+            try:
+                values = next(csv.reader([text], strict=True), [])
+            except csv.Error as error:
+                summary.skipped += 1
+                summary.report(f"line {line}", f"unreadable CSV ({error}); line skipped")
+                continue
             if not values or not any(value.strip() for value in values):
                 continue
             if header is None:
@@ -165,7 +161,8 @@ class ProductWriter:
 
     def __init__(self, summary):
         self.summary = summary
-        self.products = {product.sku: product for product in Product.objects.all()}
+        products = Product.objects.only("pk", "sku", "slug", "is_active", *IMPORTED_FIELDS)
+        self.products = {product.sku: product for product in products}
         self.image_hashes = {}
         for product_id, sha256 in ProductImage.objects.values_list("product_id", "sha256"):
             self.image_hashes.setdefault(product_id, set()).add(sha256)
@@ -218,7 +215,7 @@ class ProductWriter:
         except Exception:
             # The transaction rolled back: forget what this row changed in memory.
             self.products.pop(sku, None)
-            stored = Product.objects.filter(sku=sku).first()
+            stored = Product.objects.filter(sku=sku).only("pk", "sku", "slug", "is_active", *IMPORTED_FIELDS).first()
             if stored is not None:
                 self.products[sku] = stored
             raise
