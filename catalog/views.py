@@ -1,5 +1,7 @@
 """The shop's pages: the product list (filters, search, pagination) and the product page."""
 from django.apps import apps
+from django.db.models import F
+from django.db.models.functions import Abs
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template import engines
@@ -74,7 +76,9 @@ class ProductDetailView(DetailView):
         if product.is_outfit:
             similar = similar.filter(master_category=product.master_category).order_by("-id")
         else:
-            similar = similar.filter(article_type=product.article_type, gender=product.gender).order_by("price", "id")
+            # Same type and gender, closest in price first.
+            similar = similar.filter(article_type=product.article_type, gender=product.gender).annotate(
+                price_gap=Abs(F("price") - product.price)).order_by("price_gap", "id")
         context.update(
             images=images,
             main_image=images[0] if images else None,

@@ -146,3 +146,14 @@ def test_pages_use_only_local_assets(client, shop):
     html = client.get(LIST_URL).content.decode()
     assert "/static/css/shop.css" in html and "/static/js/shop.js" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)
+
+
+@pytest.mark.django_db
+def test_more_like_this_shows_the_same_type_closest_in_price(client, make_product):
+    shirt = make_product(sku="S0", name="Shirt", gender="Men", article_type="Shirts", price="40.00")
+    for sku, price in [("S1", "90.00"), ("S2", "41.00"), ("S3", "35.00"), ("S4", "60.00"), ("S5", "10.00")]:
+        make_product(sku=sku, name=f"Shirt {sku}", gender="Men", article_type="Shirts", price=price)
+    make_product(sku="W1", name="Women shirt", gender="Women", article_type="Shirts", price="40.00")
+    make_product(sku="J1", name="Jeans", gender="Men", article_type="Jeans", price="40.00")
+    response = client.get(shirt.get_absolute_url())
+    assert [p.sku for p in response.context["more_like_this"]] == ["S2", "S3", "S4", "S5"]
