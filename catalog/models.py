@@ -4,7 +4,7 @@ from decimal import Decimal
 from pathlib import PurePath
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils.text import slugify
 
@@ -138,7 +138,14 @@ class ProductImage(models.Model):
             self._file_changed = True
             self.file.name = name_with_real_extension(self.file)
         shown = displayed_size(self.file) if self._file_changed else None
+        replaced = ""
+        if self._file_changed and self.pk:
+            replaced = ProductImage.objects.filter(pk=self.pk).values_list("file", flat=True).first() or ""
         super().save(*args, **kwargs)
+        if replaced and replaced != self.file.name and not ProductImage.objects.filter(file=replaced).exists():
+            # The file was replaced (admin change form): the old one goes once the change is committed.
+            storage = self.file.storage
+            transaction.on_commit(lambda: storage.delete(replaced))
         if shown and shown != (self.width, self.height):
             # A photo with an EXIF rotation (phones) is shown and analysed rotated: record the size as shown, so
             # aspect ratios and analysis boxes drawn over it line up.

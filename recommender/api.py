@@ -5,6 +5,8 @@
 - ``GET  /api/images/{id}/analysis/``    an image's analysis: status, boxes, timings (public)
 - ``POST /api/images/{id}/analysis/``    analyse it again (staff, session or token)
 """
+import logging
+
 from django.apps import apps
 from django.forms import ValidationError as FormValidationError
 from django.shortcuts import get_object_or_404
@@ -20,6 +22,10 @@ from .conf import settings
 from .forms import decode_photo, read_upload
 from .models import DetectedArticle, ImageAnalysis
 from .services import look_for, search_by_photo
+
+logger = logging.getLogger(__name__)
+
+SEARCH_UNAVAILABLE = "Search by photo is unavailable right now; please try again later."
 
 
 class ReadPublicWriteStaff(permissions.BasePermission):
@@ -241,6 +247,9 @@ class SearchByPhotoView(APIView):
             )
         except ValueError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except Exception:  # a model or the database failing: the visitor gets a 503, staff get the log
+            logger.exception("search by photo failed")
+            return Response({"detail": SEARCH_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(SearchResponseSerializer(result, context={"request": request}).data)
 
 

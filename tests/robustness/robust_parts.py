@@ -86,3 +86,12 @@ FAKE_PIPELINE = {
     "detector": "robust_parts.TwoArticleDetector",
     "embedder": "robust_parts.PixelEmbedder",
 }
+
+
+class FailingEmbedder(PixelEmbedder):
+    """The embedder's model breaks."""
+
+    version = "test-embedder-broken"
+
+    def embed(self, images):
+        raise RuntimeError("embedder out of memory (injected fault)")
