@@ -43,6 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="Celery worker concurrency")
     parser.add_argument("--redis-db", type=int, default=13, help="Redis database number for the bench's broker")
     parser.add_argument("--no-celery", action="store_true", help="skip the Celery ingest run")
+    parser.add_argument("--index-params", default="",
+                        help="bench-only variant: replace the HNSW indexes' WITH options, e.g. "
+                             "m=16,ef_construction=128 (default: the migrations' definitions, as the app runs)")
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -55,6 +58,12 @@ def parse_args(argv=None):
     if args.queries < 1:
         parser.error("--queries must be at least 1")
     args.ef_search = [int(value) for value in args.ef_search.split(",") if value.strip()]
+    try:
+        args.index_params = {key.strip(): int(value) for key, value in
+                             (item.split("=", 1) for item in args.index_params.split(",") if item.strip())}
+    except ValueError:
+        parser.error(f"--index-params: expected name=integer pairs such as m=16,ef_construction=128, "
+                     f"got {args.index_params!r}")
     args.json = args.json or args.out.with_suffix(".json")
     return args
 
@@ -147,7 +156,8 @@ def _vector_and_widget(args, progress):
     inventory = synthetic.generate(args.articles, dim, seed=args.seed, progress=progress)
     queries = synthetic.queries(inventory, args.queries, seed=args.seed + 1)
     generated = time.perf_counter() - started
-    loaded = synthetic.load(inventory, args.looks, dbname=args.database, progress=progress, seed=args.seed + 2)
+    loaded = synthetic.load(inventory, args.looks, dbname=args.database, progress=progress, seed=args.seed + 2,
+                            index_params=args.index_params)
     section["dataset"] = {
         "articles": inventory.n, "dimension": dim, "clusters": int(len(inventory.centres)),
         "look_products": args.looks, "generate_seconds": round(generated, 2),
@@ -160,7 +170,7 @@ def _vector_and_widget(args, progress):
                   "cluster_spread": synthetic.CLUSTER_SPREAD, "noise": synthetic.NOISE,
                   "query_noise": synthetic.QUERY_NOISE},
     }
-    section["index"] = loaded.index
+    section["index"] = {**loaded.index, "variant": args.index_params or None}
     if "vector" in args.only:
         section["vector"] = vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
                                        sweep=args.ef_search, progress=progress)

@@ -113,8 +113,12 @@ def markdown(report, json_path=None):
                    f"{sum(dataset['copy_seconds'].values()):.1f} s ({dataset['copy_seconds']}).")
         out.append("")
         index = report["index"]
+        if index.get("variant"):
+            out.append(f"**Bench-only variant: the HNSW indexes were built WITH {index['variant']}, not as the "
+                       f"migrations define them.**")
+            out.append("")
         out.append(f"HNSW indexes made by the migrations, dropped before the load and re-created after it (same "
-                   f"definitions), maintenance_work_mem {index['maintenance_work_mem_mb']} MB, "
+                   f"definitions{' except the variant options' if index.get('variant') else ''}), maintenance_work_mem {index['maintenance_work_mem_mb']} MB, "
                    f"max_parallel_maintenance_workers {index['max_parallel_maintenance_workers']}; article table "
                    f"heap {index['table_heap_mb']} MB, {index['table_total_mb']} MB with all its indexes.")
         out.append("")

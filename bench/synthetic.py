@@ -20,6 +20,7 @@ binary for the vectors) and then rebuilds the HNSW index the migration made, tim
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -174,7 +175,17 @@ class LoadReport:
     look_product_ids: list
 
 
-def load(inventory, looks, *, dbname, progress=True, seed=11):
+def with_params(definition, params):
+    """``definition`` (a CREATE INDEX … USING hnsw … WITH (…)) with its WITH options replaced by ``params``."""
+    if not params:
+        return definition
+    options = ", ".join(f"{key}='{int(value)}'" for key, value in params.items())
+    if " WITH (" in definition:
+        return re.sub(r" WITH \([^)]*\)", f" WITH ({options})", definition, count=1)
+    return definition.replace(" WHERE ", f" WITH ({options}) WHERE ", 1)
+
+
+def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None):
     """Write ``inventory`` and ``looks`` outfit products into the (empty, migrated) bench database.
 
     Returns a ``LoadReport``: row counts, seconds per table, and the HNSW index rebuild (time, size).
@@ -202,6 +213,7 @@ def load(inventory, looks, *, dbname, progress=True, seed=11):
             # The indexes are built after the load, as one would for a bulk import.
             for name, _ in indexes:
                 cursor.execute(f"DROP INDEX {name}")
+            indexes = [(name, with_params(definition, index_params)) for name, definition in indexes]
 
             started = time.perf_counter()
             with cursor.copy(
