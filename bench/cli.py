@@ -31,6 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--only", default=",".join(PHASES), help="phases, comma separated: vector,widget,pipeline")
     parser.add_argument("--k", type=int, default=10, help="recommendations per query (default 10)")
     parser.add_argument("--ef-search", default="20,40,80,160", help="hnsw.ef_search sweep (comma separated)")
+    parser.add_argument("--exact-checks", type=int, default=100,
+                        help="queries also run as exact SQL (no HNSW) to cross-check numpy (default 100)")
     parser.add_argument("--looks", type=int, default=200, help="look products with a full-shot analysis (widget)")
     parser.add_argument("--pages", type=int, default=200, help="product pages requested per cache mode")
     parser.add_argument("--database", default="shop_bench", help="the bench's own database (dropped and created)")
@@ -173,7 +175,7 @@ def _vector_and_widget(args, progress):
     section["index"] = {**loaded.index, "variant": args.index_params or None}
     if "vector" in args.only:
         section["vector"] = vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
-                                       sweep=args.ef_search, progress=progress)
+                                       sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress)
     del inventory, queries
     if "widget" in args.only:
         section["widget"] = widget.run(loaded.look_product_ids, pages=args.pages, progress=progress)
