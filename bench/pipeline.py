@@ -225,10 +225,19 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
 
 def run(*, dbname, photos, products, runs=20, ingest_images=200, concurrency=2, redis_url, media_root, log_dir,
         celery=True, progress=True):
+    result = {}
+    from ml import embed
+
+    if Path(embed.DEFAULT_WEIGHTS).exists():
+        # The batched embedder alone on catalogue photos (``python -m ml.bench embed``): the ceiling of ingest.
+        from ml.benchmarks import embed as embed_bench
+
+        result["embedder_batched"] = embed_bench.run(argparse.Namespace(
+            batch=32, images=Path(products) / "images", count=256, model="finetuned", weights=None))
     missing = missing_weights()
     if missing:
-        return {"status": "skipped: no weights", "missing": missing}
-    result = {"status": "measured"}
+        return {"status": "skipped: no weights", "missing": missing, **result}
+    result["status"] = "measured"
     result["full_shot"] = full_shots(photos, runs, progress=progress)
     warmup = max(2 * concurrency, 8)
     image_ids = create_catalogue(products, ingest_images + warmup, media_root)
