@@ -33,6 +33,11 @@ REPO = Path(__file__).resolve().parent.parent
 FINISHED = ("done", "failed", "skipped")
 
 
+def _relative(path):
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def missing_weights(need_gender=False):
     """Paths of the committed weights the pipeline needs that are not there."""
     from ml import detect, embed
@@ -52,7 +57,7 @@ def missing_weights(need_gender=False):
 def full_shots(photos, runs, warmup=3, progress=True):
     from ml.benchmarks import pipeline as ml_pipeline_bench
 
-    result = {"photos_dir": str(photos)}
+    result = {"photos_dir": _relative(photos)}
     result["product_photo"] = ml_pipeline_bench.run(
         argparse.Namespace(photos=Path(photos), n=runs, warmup=warmup, product_gender="Women"))
     if not missing_weights(need_gender=True):
@@ -234,6 +239,7 @@ def run(*, dbname, photos, products, runs=20, ingest_images=200, concurrency=2, 
 
         result["embedder_batched"] = embed_bench.run(argparse.Namespace(
             batch=32, images=Path(products) / "images", count=256, model="finetuned", weights=None))
+        result["embedder_batched"]["source"] = _relative(result["embedder_batched"]["source"])
     missing = missing_weights()
     if missing:
         return {"status": "skipped: no weights", "missing": missing, **result}

@@ -78,6 +78,12 @@ def target_rows(report):
     return rows
 
 
+def _scope(report):
+    if {"vector", "widget"} & set(report.get("phases", [])):
+        return f"{report['articles']:,} articles, {report['queries']:,} queries"
+    return "pipeline only"
+
+
 def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(cell) if not isinstance(cell, str) else cell for cell in row) + " |"
@@ -87,7 +93,7 @@ def _table(header, rows):
 
 def markdown(report, json_path=None):
     machine = report["machine"]
-    out = [f"# Benchmarks — {report['articles']:,} articles", ""]
+    out = [f"# Benchmarks — {_scope(report)}", ""]
     out.append(f"Command: `{report['command']}` · generated {report['generated_at']}"
                + (f" · raw figures: `{json_path.name}`" if json_path else ""))
     out.append("")
@@ -256,8 +262,7 @@ def markdown(report, json_path=None):
 
 
 def summary(report):
-    lines = [f"bench: {report['articles']:,} articles, {report['queries']:,} queries, phases "
-             f"{','.join(report['phases'])}, {report.get('total_seconds')} s, load average "
+    lines = [f"bench: {_scope(report)}, phases {','.join(report['phases'])}, {report.get('total_seconds')} s, load average "
              f"{report['machine'].get('load_average_at_start')} → {report['machine'].get('load_average_at_end')} "
              f"on {report['machine'].get('cpu_count')} CPUs"]
     if report.get("index"):
