@@ -142,3 +142,24 @@ def test_pending_includes_analyses_abandoned_while_running(capsys):
     call_command("analyse", "--pending", "--no-progress")
     assert ImageAnalysis.objects.get(image=abandoned).status == "failed"  # picked up (and fails: not an image)
     assert ImageAnalysis.objects.get(image=fresh).status == "running"  # another process may be on it
+
+
+def test_task_is_acknowledged_late_and_retries_transient_errors():
+    from django.db import InterfaceError, OperationalError
+
+    assert analyse_image.acks_late is True and analyse_image.reject_on_worker_lost is True
+    assert {OperationalError, InterfaceError, ConnectionError} <= set(analyse_image.autoretry_for)
+    assert analyse_image.retry_backoff and analyse_image.max_retries == 5
+
+
+@pytest.mark.django_db
+def test_retries_exhausted_leave_a_failed_analysis_not_a_running_one():
+    from django.db import OperationalError
+
+    image = make_image(make_product(category="top"))
+    ImageAnalysis.objects.create(image=image, status="running", attempts=6)
+    analyse_image.on_failure(OperationalError("server closed the connection unexpectedly"), "task-id",
+                             (image.pk,), {}, None)
+    analysis = ImageAnalysis.objects.get(image=image)
+    assert analysis.status == "failed"
+    assert "gave up after" in analysis.error and "server closed the connection" in analysis.error
