@@ -28,6 +28,18 @@ logger = logging.getLogger(__name__)
 SEARCH_UNAVAILABLE = "Search by photo is unavailable right now; please try again later."
 
 
+class SearchRateThrottle(ScopedRateThrottle):
+    """The "search" rate (scope ``search``). Its counts live in the cache; when the cache is unreachable the
+    search is let through (and logged) rather than failed: the shop stays usable while Redis is down."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception as error:  # redis.exceptions.ConnectionError, TimeoutError, …
+            logger.warning("search throttle not applied, cache unavailable (%s: %s)", type(error).__name__, error)
+            return True
+
+
 class ReadPublicWriteStaff(permissions.BasePermission):
     """Anyone may read; only staff (session or token) may write."""
 
@@ -222,7 +234,7 @@ class SearchByPhotoView(APIView):
     """Search by photo: the articles found in an uploaded photo and the shop's most similar products."""
 
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SearchRateThrottle]
     throttle_scope = "search"
     parser_classes = [MultiPartParser, FormParser]
 

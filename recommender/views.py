@@ -32,9 +32,9 @@ def throttle_wait(request):
     """Seconds this visitor must wait before the next search by photo, or None. The page shares the API's
     "search" rate (``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["search"]``) and its counter: each search runs
     the whole pipeline, whichever door it comes through."""
-    from rest_framework.throttling import ScopedRateThrottle
+    from .api import SearchRateThrottle
 
-    throttle = ScopedRateThrottle()
+    throttle = SearchRateThrottle()
     if throttle.allow_request(request, _SearchThrottleScope()):
         return None
     return max(1, math.ceil(throttle.wait() or 1))
