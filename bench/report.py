@@ -206,6 +206,14 @@ def markdown(report, json_path=None):
         out.append(_table(["cache", "pages", "p50 ms", "p95 ms", "p99 ms", "SQL queries per page",
                            "pages showing the widget", "HTTP"], rows))
         out.append("")
+        only = widget.get("look_for_only")
+        if only:
+            queries = only["sql_queries"] or {}
+            out.append(f"Of which `look_for(product)` alone (the widget's data: analyses, articles, duplicates, one "
+                       f"nearest-neighbour query per row, products and images): p50 {_fmt(only['p50_ms'])} ms, p95 "
+                       f"{_fmt(only['p95_ms'])} ms, {queries.get('median')} SQL queries (median), "
+                       f"{_fmt(only['rows_per_look'])} rows per look.")
+            out.append("")
 
     pipeline = report.get("pipeline")
     if pipeline:

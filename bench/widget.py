@@ -74,6 +74,30 @@ def _measure(get, product_ids, desc, progress):
     }
 
 
+def _look_for_only(product_ids, progress):
+    """``look_for(product)`` alone (the widget's data, no template, no page): where a page's time goes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.models import Product
+    from recommender.services import look_for
+
+    products = {product.pk: product for product in Product.objects.filter(pk__in=product_ids)}
+    times, queries, rows = [], [], []
+    for product_id in tqdm(product_ids, desc="look_for", unit="product", disable=not progress, mininterval=1):
+        product = products[product_id]
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            found = look_for(product)
+            times.append((time.perf_counter() - started) * 1000)
+        queries.append(len(captured.captured_queries))
+        rows.append(len(found))
+    return {**percentiles(times), "calls": len(product_ids),
+            "sql_queries": {"min": int(min(queries)), "median": float(np.median(queries)), "max": int(max(queries))}
+            if queries else None,
+            "rows_per_look": float(np.mean(rows)) if rows else None}
+
+
 def run(look_product_ids, *, pages=200, warmup=10, progress=True):
     from django.core.cache import cache
     from django.test.utils import override_settings
@@ -88,6 +112,7 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True):
         for product_id in product_ids[:warmup]:
             get(product_id)
         result["cache_off"] = _measure(get, product_ids, "page (cache off)", progress)
+        result["look_for_only"] = _look_for_only(product_ids, progress)
     cache.clear()
     for product_id in product_ids:  # prime: the first view of each page fills the cache
         get(product_id)

@@ -83,6 +83,9 @@ def test_widget_pages(report):
         assert part["http_statuses"] == [200]
         assert part["p50_ms"] > 0
     assert widget["cache_on"]["sql_queries_per_page"]["median"] < widget["cache_off"]["sql_queries_per_page"]["median"]
+    only = widget["look_for_only"]
+    assert only["calls"] == LOOKS and only["rows_per_look"] == 3  # every look product has three article rows
+    assert only["sql_queries"]["median"] < widget["cache_off"]["sql_queries_per_page"]["median"]
 
 
 def test_markdown_and_cleanup(report):
