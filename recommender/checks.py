@@ -35,3 +35,31 @@ def check_settings(app_configs, **kwargs):
             id="recommender.W001",
         ))
     return messages
+
+
+@register(Tags.database)
+def check_pgvector(app_configs, databases=None, **kwargs):
+    """``manage.py check --database default``: pgvector installed and recent enough for iterative scans."""
+    from django.db import connections
+
+    messages = []
+    for alias in databases or []:
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            messages.append(Error(f"database {alias!r} is {connection.vendor}; the recommender needs PostgreSQL "
+                                  "with pgvector", id="recommender.E010"))
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = cursor.fetchone()
+        if row is None:
+            messages.append(Error(f"the vector extension is not installed in database {alias!r}",
+                                  hint="run manage.py migrate recommender (it runs CREATE EXTENSION vector)",
+                                  id="recommender.E011"))
+            continue
+        version = tuple(int(part) for part in row[0].split(".")[:2] if part.isdigit())
+        if version < (0, 8):
+            messages.append(Warning(
+                f"pgvector {row[0]} has no iterative index scans (0.8+): filtered looks fall back to exact "
+                "search more often (slower, still complete)", id="recommender.W010"))
+    return messages
