@@ -161,6 +161,14 @@ def markdown(report, json_path=None):
                  exact["p99_ms"], exact.get(f"agreement_with_numpy_at_{k}"), "–", "agreement with numpy"),
             ]))
         out.append("")
+        server = vector.get("server_side")
+        if server and server["queries"]:
+            out.append(f"Inside PostgreSQL (EXPLAIN ANALYZE of the same query, first {server['queries']} queries): "
+                       f"execution p50 {_fmt(server['execution']['p50_ms'])} ms, p95 "
+                       f"{_fmt(server['execution']['p95_ms'])} ms; planning p50 {_fmt(server['planning']['p50_ms'])} ms "
+                       f"— the rest of the time above is the client side (Django cursor, psycopg, building the "
+                       f"vector literal) and the round trip.")
+            out.append("")
         out.append(f"Speed-up of the recommender's query over FAISS flat: {vector['speedup_p50_vs_faiss_flat']}× at "
                    f"p50, {vector['speedup_p95_vs_faiss_flat']}× at p95; over numpy brute force "
                    f"{vector['speedup_p95_vs_numpy']}× at p95.")

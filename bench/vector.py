@@ -10,6 +10,7 @@ Ground truth is exact search with the same filters, in numpy over the same rows 
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from contextlib import contextmanager
@@ -177,6 +178,29 @@ class RecommenderQuery:
         return {"uses_hnsw_index": bool(hnsw), "hnsw_index": hnsw[0] if hnsw else None, "indexes_used": used,
                 "plan": lines}
 
+    def server_times(self, vector, category, gender, filters, number=0):
+        """(planning ms, execution ms) PostgreSQL reports for the approximate query ``_search`` sends."""
+        from django.db import connection, transaction
+
+        captured = []
+
+        def capture(execute, sql, params, many, context):
+            if "ORDER BY embedding" in sql and not sql.lstrip().upper().startswith("EXPLAIN"):
+                captured.append((sql, params))
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(capture):
+            self.search(vector, category, gender, filters, number=number)
+        if not captured:
+            return None
+        sql, params = captured[0]
+        with transaction.atomic(), connection.cursor() as cursor:
+            self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return float(plan[0]["Planning Time"]), float(plan[0]["Execution Time"])
+
     def hnsw_indexes(self):
         from django.db import connection
 
@@ -270,6 +294,12 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         exact_sql_recall.append(recall(ids, truth[i], k))
 
     plan = recommender.plan(queries.vectors[0], queries.category[0], queries.gender[0], filters)
+    planning, execution = [], []
+    for i in range(min(exact_checks, q)):
+        times = recommender.server_times(queries.vectors[i], queries.category[i], queries.gender[i], filters, i)
+        if times:
+            planning.append(times[0])
+            execution.append(times[1])
     rare_plan = recommender.plan(queries.vectors[0], queries.category[0], queries.gender[0],
                                  recommender.filters(k, rare))
     pg_p95 = default["p95_ms"]
@@ -285,6 +315,10 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         "pgvector": {**default, "path": "recommender.services.configure_search + _search (look_for's per-article query)",
                      "uses_hnsw_index": plan["uses_hnsw_index"], "hnsw_index": plan["hnsw_index"],
                      "indexes_used": plan.get("indexes_used"), "plan": plan["plan"]},
+        "server_side": {"queries": len(execution), "execution": percentiles(execution),
+                        "planning": percentiles(planning),
+                        "what": "EXPLAIN ANALYZE of the approximate query: PostgreSQL's own planning and "
+                                "execution time, without the client, the network and Django"},
         "ef_search_sweep": curve,
         "exact_sql": {**percentiles(exact_sql_ms), "queries": checks,
                       f"agreement_with_numpy_at_{k}": round(float(np.mean(exact_sql_recall)), 4) if checks else None},

@@ -62,6 +62,7 @@ def test_vector_search_figures(report):
     assert vector["pgvector"]["short_results"] == 0  # the query path always returns k when k exist
     assert vector["exact_sql"]["agreement_with_numpy_at_10"] >= 0.99  # same SQL without the index = numpy
     assert [point["ef_search"] for point in vector["ef_search_sweep"]] == [20, 80]
+    assert vector["server_side"]["queries"] == QUERIES and vector["server_side"]["execution"]["p50_ms"] > 0
     assert all(between_0_and_1(point["recall_at_10"]) for point in vector["ef_search_sweep"])
 
 
