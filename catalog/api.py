@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import parsers, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from .forms import LOOKS
@@ -58,6 +59,9 @@ class ProductViewSet(viewsets.ModelViewSet):
         if self.action != "list":
             return products
         params = self.request.query_params
+        nul = [name for name, value in params.items() if "\x00" in name or "\x00" in value]
+        if nul:  # PostgreSQL refuses NUL in text: a clear 400 instead of a database error (500)
+            raise ValidationError({name.replace("\x00", "\\x00"): ["may not contain NUL characters"] for name in nul})
         if params.get("gender"):
             products = products.filter(gender__iexact=params["gender"])
         look = params.get("look_category", "").lower()

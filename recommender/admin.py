@@ -6,7 +6,9 @@ field is useless to edit and slow to render.
 """
 from django.apps import apps
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.db.models import Count
+from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
@@ -117,6 +119,15 @@ class ImageAnalysisAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        # Django's date hierarchy turns ?updated_at__year=99999999999999999999 into an OverflowError (500):
+        # refuse such values the way the admin refuses any bad lookup (its "?e=1" page).
+        for part in ("year", "month", "day"):
+            value = request.GET.get(f"{self.date_hierarchy}__{part}")
+            if value is not None and not (value.isdigit() and len(value) <= 4):
+                return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="image")
     def image_thumb(self, obj):
