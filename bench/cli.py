@@ -112,12 +112,20 @@ def main(argv=None):
         "articles": args.articles, "queries": args.queries, "phases": args.only, "database": args.database,
         "machine": machine(),
     }
+    partial = args.json.with_name(args.json.stem + ".partial.json")
+
+    def checkpoint(section=None):
+        """Write what is measured so far, so an interrupted long run (1M) keeps its finished phases."""
+        report.update(section or {})
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps({**report, "partial": True}, indent=2, default=str) + "\n")
+
     try:
         recreate(args.database)
         migrate()
         report["server"] = server_info()
         if "vector" in args.only or "widget" in args.only:
-            report.update(_vector_and_widget(args, progress))
+            _vector_and_widget(args, progress, checkpoint)
         if "pipeline" in args.only:
             from django.test.utils import override_settings
 
@@ -129,6 +137,7 @@ def main(argv=None):
                     ingest_images=args.ingest_images, concurrency=args.workers,
                     redis_url=f"redis://127.0.0.1:6379/{args.redis_db}", media_root=media_root,
                     log_dir=REPO / "build", celery=not args.no_celery, progress=progress)
+            checkpoint()
         load = os.getloadavg() if hasattr(os, "getloadavg") else None
         report["machine"]["load_average_at_end"] = [round(value, 2) for value in load] if load else None
         report["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -142,12 +151,13 @@ def main(argv=None):
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render.markdown(report, json_path=args.json))
+    partial.unlink(missing_ok=True)
     print(render.summary(report))
     print(f"wrote {args.out} and {args.json}")
     return 0
 
 
-def _vector_and_widget(args, progress):
+def _vector_and_widget(args, progress, checkpoint):
     from recommender.models import DetectedArticle
 
     from . import synthetic, vector, widget
@@ -173,10 +183,10 @@ def _vector_and_widget(args, progress):
                   "query_noise": synthetic.QUERY_NOISE},
     }
     section["index"] = {**loaded.index, "variant": args.index_params or None}
+    checkpoint(section)
     if "vector" in args.only:
-        section["vector"] = vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
-                                       sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress)
+        checkpoint({"vector": vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
+                                         sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress)})
     del inventory, queries
     if "widget" in args.only:
-        section["widget"] = widget.run(loaded.look_product_ids, pages=args.pages, progress=progress)
-    return section
+        checkpoint({"widget": widget.run(loaded.look_product_ids, pages=args.pages, progress=progress)})

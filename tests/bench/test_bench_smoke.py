@@ -24,6 +24,7 @@ def report(tmp_path_factory, django_db_blocker):
             "--no-progress",
         ])
     assert status == 0
+    assert not (out.parent / "benchmarks.partial.json").exists()  # only an interrupted run leaves one
     data = json.loads(out.with_suffix(".json").read_text())
     data["_markdown"] = out.read_text()
     data["_json_path"] = str(out.with_suffix(".json"))
