@@ -231,3 +231,22 @@ def test_redis_down_during_an_upload_keeps_the_product_and_analyse_pending_catch
     assert "1 done" in out or "done: 1" in out or "1 analysed" in out, out
     own = analysis.articles.get(is_inventory=True)
     assert own.category == "top" and own.product_id == product.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reanalyse_with_the_broker_down_says_so_and_keeps_the_image_queued(admin_client, fake_pipeline, caplog):
+    _, image = outfit_with_image()  # eager: analysed now
+    analysis = ImageAnalysis.objects.get(image=image)
+    assert analysis.status == "done"
+    saved = use_broker(False, "redis://127.0.0.1:1/0")
+    try:
+        with caplog.at_level(logging.WARNING, logger="recommender"):
+            response = admin_client.post("/admin/recommender/imageanalysis/",
+                                         {"action": "reanalyse", "_selected_action": [analysis.pk]}, follow=True)
+    finally:
+        use_broker(*saved)
+    assert response.status_code == 200 and "analyse --pending" in response.content.decode()
+    assert ImageAnalysis.objects.get(image=image).status == "queued"
+    assert any(record.msg == BROKER_DOWN_MESSAGE for record in caplog.records)
+    call_command("analyse", "--pending", "--no-progress")
+    assert ImageAnalysis.objects.get(image=image).status == "done"

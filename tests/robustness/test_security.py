@@ -314,3 +314,32 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=production_env(SECRET_KEY=""),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# Stored text is escaped wherever it is shown
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def test_hostile_product_text_is_escaped_on_every_page(admin_client, fake_pipeline, django_capture_on_commit_callbacks):
+    from django.core.files.base import ContentFile
+
+    with django_capture_on_commit_callbacks(execute=True):
+        top = Product.objects.create(sku="XSS-TOP", name=f"Top {XSS}", gender="Women", sub_category="Topwear",
+                                     article_type="Tops", base_colour=XSS[:32], price="5", description=XSS)
+        look = Product.objects.create(sku="XSS-LOOK", name=f"Look {XSS}", gender="Women", master_category="Outfit",
+                                      price="0")
+        for number, product in enumerate((top, look)):
+            image = ProductImage(product=product, is_primary=True)
+            image.file = ContentFile(jpeg((120, 200), seed=number + 40), name="x.jpg")
+            image.save()
+    look_page = Client().get(look.get_absolute_url()).content.decode()
+    assert "btl__row" in look_page and "Top &lt;script&gt;" in look_page  # the widget shows the hostile top
+    pages = [look_page, Client().get(top.get_absolute_url()).content.decode(),
+             Client().get("/products/?q=XSS").content.decode()]
+    for url in ("/admin/catalog/product/", f"/admin/catalog/product/{top.pk}/change/", "/admin/catalog/productimage/",
+                "/admin/recommender/imageanalysis/"):
+        pages.append(admin_client.get(url).content.decode())
+    for html in pages:
+        assert "<script>alert" not in html and "onerror=alert" not in html.replace("onerror=alert(1)&gt;", "")
