@@ -1,21 +1,13 @@
 """Browser tests: Playwright driving Debian's Chromium (/usr/bin/chromium, see scripts/install_chromium.sh)
 against pytest-django's live server. Screenshots go to ``test-artifacts/`` (gitignored)."""
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
+from browser_helpers import ARTIFACTS
+
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# The weightless test pipeline parts live with the robustness tests.
-sys.path.insert(0, str(ROOT / "tests" / "robustness"))
 
 
 @pytest.fixture(autouse=True)
@@ -28,16 +20,7 @@ def _isolated(settings, tmp_path):
     cache.clear()
 
 
-@pytest.fixture(scope="session")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/install_chromium.sh` (part of `make test`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+# The session's Chromium (`chromium` fixture) lives in tests/conftest.py.
 
 
 @pytest.fixture
@@ -57,13 +40,6 @@ def page(chromium, request):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def shot(page, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
 @pytest.fixture
 def test_pipeline(settings):
     """The weightless test parts (``tests/robustness/robust_parts.py``) as the pipeline."""
@@ -74,10 +50,3 @@ def test_pipeline(settings):
     pipeline.reset()
     yield
     pipeline.reset()
-
-
-def missing_weights():
-    from ml import detect, embed, gender
-
-    return [path.name for path in (detect.DEFAULT_WEIGHTS, embed.DEFAULT_WEIGHTS, gender.DEFAULT_WEIGHTS)
-            if not path.exists()]

@@ -23,17 +23,14 @@ def quiet_signals(monkeypatch):
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(chromium):
     """A Chromium page. Request it after the fixtures that write to the database: Playwright's sync API runs an
     event loop, and ORM calls made inside it would use a connection of their own that nobody closes."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield browser.new_page(viewport={"width": 1200, "height": 900})
-        finally:
-            browser.close()
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture
