@@ -20,7 +20,7 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 
 from catalog.models import Product, ProductImage
-from conftest import ROOT, missing_weights, shot
+from browser_helpers import ROOT, missing_weights, shot
 from recommender.models import ImageAnalysis
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,9 +50,6 @@ def expect():
 
 
 def picture(seed, size=(160, 240)):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests" / "robustness"))
     from robust_inputs import jpeg
 
     return jpeg(size, seed=seed)
