@@ -118,6 +118,9 @@ class GenderClassifier:
         self.version = self.meta.get("version", VERSION if self.weights == DEFAULT_WEIGHTS
                                      else self.weights.stem.replace(".weights", ""))
         self.hidden = int(self.meta.get("hidden", 256))
+        # street full shots look unlike the catalogue: their crops lean "Men"; this logit offset
+        # (calibrated on cue-labelled street photos by ml.train_gender) re-centres them
+        self.full_shot_logit_offset = float(self.meta.get("full_shot_logit_offset", 0.0))
 
     def _loaded(self) -> _Loaded:
         key = str(self.weights.resolve())
@@ -162,5 +165,10 @@ class GenderClassifier:
         """
         crop = upper_body_crop(image, keypoints) if keypoints else None
         probs = self.probabilities([crop if crop is not None else image])[0]
+        if crop is not None and self.full_shot_logit_offset:
+            p_women = float(np.clip(probs[1], 1e-7, 1 - 1e-7))
+            logit = np.log(p_women / (1 - p_women)) + self.full_shot_logit_offset
+            p_women = float(1 / (1 + np.exp(-logit)))
+            probs = np.array([1 - p_women, p_women], dtype=np.float32)
         index = int(np.argmax(probs))
         return LABELS[index], float(probs[index])

@@ -115,7 +115,7 @@ def _make_interpreter(path: Path, num_threads: int | None):
 class PoseGate:
     """Decides whether a photo shows a whole person (a full shot) with MediaPipe pose models."""
 
-    version = "mediapipe-pose-full-0.10.21/gate-2"
+    version = "mediapipe-pose-full-0.10.21/gate-3"
 
     def __init__(
         self,
@@ -126,7 +126,7 @@ class PoseGate:
         nose_visibility: float = 0.5,
         shoulder_visibility: float = 0.5,
         hip_visibility: float = 0.5,
-        ankle_visibility: float = 0.5,
+        ankle_visibility: float = 0.3,
         min_body_height: float = 0.45,
         max_tilt_degrees: float = 30.0,
         num_threads: int | None = 2,

@@ -127,6 +127,25 @@ def street_features(cues, batch_size=32):
     return plain, mirrored, np.asarray(labels)
 
 
+def calibrate_full_shot_offset(head, plain, mirrored, labels):
+    """The logit offset (towards Women) for full-shot crops that maximises balanced accuracy on
+    the cue-labelled street crops; ties go to the offset closest to 0. Returns (offset, figures)."""
+    p_women = (np.asarray(head(plain))[:, 1] + np.asarray(head(mirrored))[:, 1]) / 2
+    p_women = np.clip(p_women, 1e-7, 1 - 1e-7)
+    logits = np.log(p_women / (1 - p_women))
+    best = None
+    for offset in np.arange(-2.0, 8.0001, 0.25):
+        said_women = logits + offset > 0
+        women = float(said_women[labels == 1].mean()) if (labels == 1).any() else 0.0
+        men = float((~said_women[labels == 0]).mean()) if (labels == 0).any() else 0.0
+        key = (round((women + men) / 2, 6), -abs(offset))
+        if best is None or key > best[0]:
+            best = (key, float(offset), {"women_recall": round(women, 4), "men_recall": round(men, 4),
+                                          "balanced_accuracy": round((women + men) / 2, 4),
+                                          "photos": int(len(labels))})
+    return best[1], best[2]
+
+
 TAIL_INPUT_LAYER = "features_16_add"
 TAIL_FIRST_LAYER = "features_17_conv_0_0"
 
@@ -183,8 +202,13 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="Adam learning rate (default 1e-3 for head, 2e-4 for tail)")
     parser.add_argument("--street-tagged", type=Path, default=None,
-                        help="street photos with tags (photos/, tags.csv): upper-body crops of those "
-                             "with a gender cue join the training data (head mode)")
+                        help="street photos with tags (photos/, tags.csv): the upper-body crops of those "
+                             "with a gender cue calibrate the full-shot logit offset (see ml.gender)")
+    parser.add_argument("--street-train", action="store_true",
+                        help="also train on those crops (tried: the street set is 97%% Women, so the "
+                             "head learns 'street photo = Women'; off by default)")
+    parser.add_argument("--street-balance", action="store_true",
+                        help="weight the street crops so both genders weigh the same (few Men cues)")
     parser.add_argument("--street-cache", type=Path, default=None,
                         help="npz of the street crops' features: reused if present, written if not")
     args = parser.parse_args(argv)
@@ -226,6 +250,7 @@ def main(argv=None):
         x_fit.append(mirrored[~val_mask])
         y_fit.append(labels[~val_mask])
     street_counts = None
+    s_plain = None
     if args.street_tagged:
         cache = args.street_cache
         if cache and cache.exists():
@@ -235,14 +260,20 @@ def main(argv=None):
             s_plain, s_mirrored, s_labels = street_features(street_tagged_cues(args.street_tagged))
             if cache:
                 np.savez(cache, plain=s_plain, mirrored=s_mirrored, labels=s_labels)
+        street_counts = dict(zip(LABELS, np.bincount(s_labels, minlength=2).tolist()))
+        print(f"street crops: {street_counts}", file=sys.stderr)
+    if args.street_tagged and args.street_train:
         s_val = _early_stopping_split(len(s_labels))
         x_fit += [s_plain[~s_val], s_mirrored[~s_val]]
         y_fit += [s_labels[~s_val], s_labels[~s_val]]
-        street_counts = dict(zip(LABELS, np.bincount(s_labels, minlength=2).tolist()))
-        print(f"street crops: {street_counts}", file=sys.stderr)
+        if args.street_balance:
+            counts = np.bincount(s_labels[~s_val], minlength=2).astype(float)
+            class_weight = counts.sum() / (2 * np.maximum(counts, 1))
+            w_street = class_weight[s_labels[~s_val]]
+            weights = [np.ones(sum(len(y) for y in y_fit[:-2]))] + [w_street, w_street]
     x_fit, y_fit = np.concatenate(x_fit), np.concatenate(y_fit)
     x_val, y_val = plain[val_mask], labels[val_mask]
-    if args.street_tagged:
+    if args.street_tagged and args.street_train:
         x_val = np.concatenate([x_val, s_plain[s_val]])
         y_val = np.concatenate([y_val, s_labels[s_val]])
 
@@ -251,9 +282,16 @@ def main(argv=None):
     head.compile(optimizer=keras.optimizers.Adam(args.learning_rate or 1e-3), loss="sparse_categorical_crossentropy",
                  metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=12, restore_best_weights=True)
-    history = head.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs,
-                       batch_size=128, callbacks=[stop], verbose=2)
+    sample_weight = (np.concatenate(weights)
+                     if args.street_tagged and args.street_train and args.street_balance else None)
+    history = head.fit(x_fit, y_fit, sample_weight=sample_weight, validation_data=(x_val, y_val),
+                       epochs=args.epochs, batch_size=128, callbacks=[stop], verbose=2)
     val_accuracy = float(max(history.history["val_accuracy"]))
+
+    offset, calibration = 0.0, None
+    if s_plain is not None:
+        offset, calibration = calibrate_full_shot_offset(head, s_plain, s_mirrored, s_labels)
+        print(f"full-shot logit offset {offset:+.2f}: {calibration}", file=sys.stderr)
 
     model = build_gender_model(backbone_weights="imagenet", head=head)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +303,10 @@ def main(argv=None):
         "input_size": 224,
         "mode": "head (frozen ImageNet backbone)",
         "street_tagged_crops": street_counts,
+        "street_trained": bool(args.street_tagged and args.street_train),
+        "street_balanced": bool(args.street_tagged and args.street_train and args.street_balance),
+        "full_shot_logit_offset": offset,
+        "full_shot_calibration": calibration,
         "train_photos": int(len(train)),
         "train_counts": dict(zip(LABELS, np.bincount(labels, minlength=2).tolist())),
         "holdout_photos": len(holdout),

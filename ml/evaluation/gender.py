@@ -105,7 +105,9 @@ def run(args) -> dict:
             said = []
             for photo, _ in tqdm(cues, desc="street proxy", unit="photo"):
                 image = load_image(photo)  # as the pipeline does: pose first, then the person crop
-                said.append(classifier.predict(image, keypoints=gate.check(image).keypoints)[0])
+                pose = gate.check(image)
+                keypoints = pose.keypoints if pose.is_full_shot else None
+                said.append(classifier.predict(image, keypoints=keypoints)[0])
             by_cue = {}
             for cue in LABELS:
                 picked = [s for s, (_, c) in zip(said, cues) if c == cue]
