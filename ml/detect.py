@@ -135,27 +135,30 @@ class Predictor:
                 out["num_detections"].numpy())
 
     def _make_function(self, threshold, iou_threshold, max_detections):
-        import keras_cv
         from keras_cv.src.models.object_detection.yolo_v8.yolo_v8_detector import (
             decode_regression_to_boxes, dist2bbox, get_anchors,
         )
 
         tf = self._tf
         model = self.model
-        decoder = keras_cv.layers.NonMaxSuppression(
-            bounding_box_format="xyxy", from_logits=False, confidence_threshold=threshold,
-            iou_threshold=iou_threshold, max_detections=max_detections,
-        )
         height, width = self.image_size
 
         @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)], reduce_retracing=True)
         def run(images):
             raw = model(images, training=False)
-            # As YOLOV8Detector.decode_predictions, with our own NMS settings.
+            # As YOLOV8Detector.decode_predictions, but with per-class NMS over every class score
+            # (KerasCV's decoder keeps only the best class of each anchor and suppresses across
+            # classes, so a top inside a dress, or a bag next to a shoe, would be lost).
             boxes = decode_regression_to_boxes(raw["boxes"])
             anchor_points, stride_tensor = get_anchors(image_shape=(height, width, 3))
             boxes = dist2bbox(boxes, anchor_points) * stride_tensor[:, None]
-            return decoder(boxes, raw["classes"])
+            nms = tf.image.combined_non_max_suppression(
+                boxes[:, :, None, :], raw["classes"],
+                max_output_size_per_class=max_detections, max_total_size=max_detections,
+                iou_threshold=iou_threshold, score_threshold=threshold, clip_boxes=False,
+            )
+            return {"boxes": nms.nmsed_boxes, "confidence": nms.nmsed_scores,
+                    "classes": tf.cast(nms.nmsed_classes, tf.int32), "num_detections": nms.valid_detections}
 
         return run
 
