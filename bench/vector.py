@@ -231,30 +231,28 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
     genders = [allowed_genders(g) for g in queries.gender]
     rare = COLOURS.index(RARE_COLOUR)
 
-    # Ground truth, and numpy brute force timed on the way.
+    # Ground truth, and numpy brute force timed on the way; then FAISS flat. Both on one thread.
     truth, truth_rare, passing_rare, numpy_ms = [], [], [], []
-    threads = one_thread()
-    threads.__enter__()
-    for i in tqdm(range(q), desc="numpy exact", unit="query", disable=not progress, mininterval=1):
-        started = time.perf_counter()
-        ids, _ = exact.search(queries.vectors[i], queries.category[i], genders[i], k)
-        numpy_ms.append((time.perf_counter() - started) * 1000)
-        truth.append(ids)
-        ids, passing = exact.search(queries.vectors[i], queries.category[i], genders[i], k, colour=rare)
-        truth_rare.append(ids)
-        passing_rare.append(passing)
-
-    flat = FlatFaiss(inventory)
     faiss_ms, faiss_recall, faiss_short, faiss_rare_short = [], [], 0, 0
-    for i in tqdm(range(q), desc="faiss flat", unit="query", disable=not progress, mininterval=1):
-        started = time.perf_counter()
-        ids = flat.search(queries.vectors[i], queries.category[i], genders[i], k)
-        faiss_ms.append((time.perf_counter() - started) * 1000)
-        faiss_recall.append(recall(ids, truth[i], k))
-        faiss_short += len(ids) < min(k, len(truth[i]))
-        rare_ids = flat.search(queries.vectors[i], queries.category[i], genders[i], k, colour=rare)
-        faiss_rare_short += len(rare_ids) < min(k, passing_rare[i])
-    threads.__exit__(None, None, None)
+    with one_thread():
+        for i in tqdm(range(q), desc="numpy exact", unit="query", disable=not progress, mininterval=1):
+            started = time.perf_counter()
+            ids, _ = exact.search(queries.vectors[i], queries.category[i], genders[i], k)
+            numpy_ms.append((time.perf_counter() - started) * 1000)
+            truth.append(ids)
+            ids, passing = exact.search(queries.vectors[i], queries.category[i], genders[i], k, colour=rare)
+            truth_rare.append(ids)
+            passing_rare.append(passing)
+
+        flat = FlatFaiss(inventory)
+        for i in tqdm(range(q), desc="faiss flat", unit="query", disable=not progress, mininterval=1):
+            started = time.perf_counter()
+            ids = flat.search(queries.vectors[i], queries.category[i], genders[i], k)
+            faiss_ms.append((time.perf_counter() - started) * 1000)
+            faiss_recall.append(recall(ids, truth[i], k))
+            faiss_short += len(ids) < min(k, len(truth[i]))
+            rare_ids = flat.search(queries.vectors[i], queries.category[i], genders[i], k, colour=rare)
+            faiss_rare_short += len(rare_ids) < min(k, passing_rare[i])
 
     # Warm the server's caches with queries that are not timed.
     for i in range(min(warmup, q)):
