@@ -49,6 +49,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only N training products (smoke runs)")
     p.add_argument("--study", action="store_true", help="head-only loss comparison on frozen features, then exit")
+    p.add_argument("--refit-head", type=Path, default=None, metavar="WEIGHTS",
+                   help="second stage: keep the backbone of WEIGHTS, re-fit the head on clean + augmented "
+                        "views of the training side, write --out (decided on an inner validation split)")
+    p.add_argument("--refit-steps", type=int, default=3000)
     return p.parse_args(argv)
 
 
@@ -397,6 +401,100 @@ def study(args):
     print(json.dumps({"fit": len(fit), "validation": len(val), "size": args.size, "results": results}, indent=2))
 
 
+def refit_head(args):
+    """Stage 2: re-fit Dense(dim) (+ proxies) on pooled features of the fine-tuned backbone.
+
+    Training with augmented views only leaves the head tuned to augmented photos while the
+    catalogue is clean; this stage fits the head on one clean letterboxed view and one augmented
+    view of every training product. The choice (re-fitted head or original head) is made on an
+    inner validation split of the training side (never the hold-out); then the head is re-fitted on
+    the whole training side and saved to ``--out`` with its ``.json``.
+    """
+    import keras
+    import tensorflow as tf
+    from PIL import Image
+
+    from ml.embed import build_embedding_model
+    from ml.evaluation.retrieval import evaluate_embeddings
+    from ml.product_photos import augment_like_a_crop, is_held_out, letterbox, read_styles, split_ids
+
+    log_path = Path(str(args.out) + ".log")
+    meta = json.loads(Path(str(args.refit_head) + ".json").read_text())
+    size, dim = int(meta["input_size"]), int(meta["dim"])
+    model = build_embedding_model(dim, size, backbone_weights=None)
+    model.load_weights(args.refit_head)
+    pooled = keras.Model(model.input, model.get_layer("embedding_pool").output)
+    run = tf.function(lambda x: pooled(x, training=False), input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
+    dense = model.get_layer("embedding_projection")
+
+    train_side, _ = split_ids(read_styles(args.styles, args.images))
+    if args.limit:
+        train_side = train_side[: args.limit]
+    cache = Path(str(args.out) + ".refit-features.npz")
+    if cache.exists():
+        with np.load(cache) as d:
+            clean, augmented = d["clean"], d["augmented"]
+    else:
+        rng = np.random.default_rng(args.seed)
+        clean_rows, aug_rows = [], []
+        from tqdm import tqdm
+
+        for s in tqdm(range(0, len(train_side), 64), desc="features", mininterval=30):
+            photos = [Image.open(p.image_path).convert("RGB") for p in train_side[s:s + 64]]
+            clean_rows.append(run(np.stack([np.asarray(letterbox(im, size), np.float32) for im in photos])).numpy())
+            aug_rows.append(run(np.stack([np.asarray(augment_like_a_crop(im, rng, size), np.float32) for im in photos])).numpy())
+        clean, augmented = np.concatenate(clean_rows), np.concatenate(aug_rows)
+        np.savez(cache, clean=clean, augmented=augmented)
+    in_val = np.array([is_held_out(p.id, 0.2, seed="embedder-loss-study") for p in train_side])
+
+    def fit(rows):
+        products = [train_side[i] for i in rows]
+        labels = LabelSets(products)
+        head = keras.layers.Dense(dim)
+        head.build((None, clean.shape[1]))
+        head.set_weights(dense.get_weights())
+        proxies = [tf.Variable(np.random.default_rng(0).normal(size=(len(labels.vocab[n]), dim)).astype("float32"))
+                   for n in LabelSets.NAMES]
+        opt, popt = keras.optimizers.Adam(3e-4), keras.optimizers.Adam(1e-2)
+        x = tf.constant(np.concatenate([clean[rows], augmented[rows]]))
+        codes = [tf.constant(np.concatenate([labels.codes[n], labels.codes[n]])) for n in LabelSets.NAMES]
+
+        @tf.function
+        def step(idx):
+            with tf.GradientTape() as tape:
+                emb = tf.math.l2_normalize(head(tf.gather(x, idx)), axis=1)
+                loss = combined_loss("proxy_anchor", emb, [tf.gather(c, idx) for c in codes], proxies, args.colour_weight)
+            grads = tape.gradient(loss, head.trainable_variables + proxies)
+            opt.apply_gradients(zip(grads[:2], head.trainable_variables))
+            popt.apply_gradients(zip(grads[2:], proxies))
+            return loss
+
+        rng = np.random.default_rng(0)
+        # proxies first (head frozen at the trained solution), then both
+        for i in range(args.refit_steps):
+            step(tf.constant(rng.choice(len(rows) * 2, args.batch_size, replace=False), tf.int32))
+        return head
+
+    def project(weights, feats):
+        e = feats @ weights[0] + weights[1]
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+    fit_rows, val_rows = np.where(~in_val)[0], np.where(in_val)[0]
+    fit_p, val_p = [train_side[i] for i in fit_rows], [train_side[i] for i in val_rows]
+    report = {}
+    for name, weights in (("original_head", dense.get_weights()), ("refit_head", fit(fit_rows).get_weights())):
+        m = evaluate_embeddings(project(weights, clean[fit_rows]), fit_p, project(weights, clean[val_rows]), val_p, 10, "none")
+        report[name] = _summary(m)
+    better = report["refit_head"]["articleType_all10"] + report["refit_head"]["gender+articleType_all10"] > \
+        report["original_head"]["articleType_all10"] + report["original_head"]["gender+articleType_all10"]
+    if better:
+        dense.set_weights(fit(np.arange(len(train_side))).get_weights())
+    model.save_weights(args.out)
+    Path(str(args.out) + ".json").write_text(json.dumps({**meta, "version": args.version, "head": "refit" if better else "original"}, indent=1))
+    _log(log_path, {"event": "refit_head", "inner_validation": report, "chosen": "refit" if better else "original",
+                    "fit": len(fit_rows), "validation": len(val_rows), "from": str(args.refit_head), "weights": str(args.out)})
+
+
 def _summary(m):
     f = m["frequent_article_types"]
     return {"articleType_p@10": f["articleType"]["precision@10"], "articleType_all10": f["articleType"]["tol0"],
@@ -407,6 +505,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.study:
         study(args)
+    elif args.refit_head:
+        refit_head(args)
     else:
         train(args)
     return 0
