@@ -6,6 +6,7 @@ that is not an image, a missing file) end as a ``failed`` analysis with a readab
 errors (the database or the broker going away) propagate so the Celery task retries them.
 """
 import logging
+import re
 import time
 
 import numpy as np
@@ -187,9 +188,30 @@ def _float_or_none(value):
     return None if value is None else float(value)
 
 
-def analyse_product_image(image_id):
+INTERRUPTED = re.compile(r"^interrupted (\d+) time")
+
+
+def count_interruption(image_id):
+    """A redelivered task found the analysis still "running": the process of the previous run died. Count it
+    (in ``error``, shown in the admin meanwhile; a finished run clears it) and return how many in a row."""
+    with transaction.atomic():
+        analysis = ImageAnalysis.objects.select_for_update().filter(image_id=image_id).first()
+        if analysis is None or analysis.status != Status.RUNNING:
+            return 0  # never started (a prefetched message given back) or finished since: not an interruption
+        found = INTERRUPTED.match(analysis.error or "")
+        count = (int(found.group(1)) if found else 0) + 1
+        ImageAnalysis.objects.filter(pk=analysis.pk).update(
+            error=f"interrupted {count} time(s): the worker running the analysis stopped (crash, out-of-memory "
+                  f"kill or shutdown)", updated_at=timezone.now())
+    logger.warning("analysis of image %s was interrupted (%d time(s) in a row)", image_id, count)
+    return count
+
+
+def analyse_product_image(image_id, *, redelivered=False):
     """Analyse one product image now, in this process, and store the result. Returns the ``ImageAnalysis``.
 
+    ``redelivered``: the Celery message comes back after its worker died; after
+    ``BUY_THE_LOOK["TASK_MAX_INTERRUPTIONS"]`` such interruptions in a row the analysis is failed, not run.
     Raises only transient errors (see ``TRANSIENT_ERRORS``) and ``LookupError`` when the image is gone.
     """
     from ml.images import ImageError, load_image
@@ -199,6 +221,14 @@ def analyse_product_image(image_id):
         image = Image.objects.select_related("product").get(pk=image_id)
     except Image.DoesNotExist:
         raise LookupError(f"product image {image_id} does not exist (deleted before its analysis ran)") from None
+    interruptions = count_interruption(image.pk) if redelivered else 0
+    if interruptions >= settings.TASK_MAX_INTERRUPTIONS:
+        return fail(
+            ImageAnalysis.objects.get(image_id=image.pk),
+            f"the analysis stopped its worker {interruptions} times in a row (a crash or the out-of-memory killer, "
+            f"possibly caused by this image); not run again automatically — re-analyse it from the admin once the "
+            f"cause is fixed",
+        )
     analysis = start(image.pk)
     sha256 = image.sha256
     started = time.perf_counter()

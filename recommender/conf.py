@@ -79,6 +79,10 @@ DEFAULTS = {
     "EMBED_BATCH_SIZE": 32,
     # Task retries on transient errors (database or broker connection lost).
     "TASK_MAX_RETRIES": 5,
+    # A task whose worker process died during the analysis (a crash, the out-of-memory killer) is delivered
+    # again (late acknowledgement). After this many such interruptions in a row the analysis is failed instead,
+    # so that one poison image cannot keep a worker busy forever.
+    "TASK_MAX_INTERRUPTIONS": 3,
     # The product model recommendations are drawn from. The recommender's tables point at
     # ``catalog.Product``/``catalog.ProductImage`` through their migrations; a shop with its own product
     # model sets these (before the first migration) and provides the same fields: gender, base_colour,

@@ -44,8 +44,10 @@ class AnalyseImageTask(Task):
 )
 def analyse_image(self, image_id):
     """Analyse product image ``image_id`` and store its articles; returns a small summary."""
+    # Delivered again after the worker running it died (late acknowledgement): counted, see TASK_MAX_INTERRUPTIONS.
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     try:
-        analysis = analyse_product_image(image_id)
+        analysis = analyse_product_image(image_id, redelivered=redelivered)
     except LookupError as exc:
         logger.info("%s", exc)
         return {"image": image_id, "status": "missing"}

@@ -95,3 +95,17 @@ class FailingEmbedder(PixelEmbedder):
 
     def embed(self, images):
         raise RuntimeError("embedder out of memory (injected fault)")
+
+
+class PoisonImageDetector(TwoArticleDetector):
+    """A poison image: on a photo of exactly ``POISON_SIZE`` the model takes its process down, every time (a
+    segfault, the out-of-memory killer); other photos are fine."""
+
+    POISON_SIZE = (121, 201)
+
+    def detect(self, image, min_confidence=0.25):
+        if image.size == self.POISON_SIZE:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().detect(image, min_confidence)

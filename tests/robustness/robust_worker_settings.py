@@ -7,5 +7,5 @@ from shop.settings import *  # noqa: F401,F403
 
 from robust_parts import FAKE_PIPELINE
 
-BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": "robust_parts.SlowOnceDetector"}}
+BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": os.environ.get("BTL_DETECTOR", "robust_parts.SlowOnceDetector")}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("BTL_VISIBILITY_TIMEOUT", "600"))}

@@ -250,3 +250,26 @@ def test_reanalyse_with_the_broker_down_says_so_and_keeps_the_image_queued(admin
     assert any(record.msg == BROKER_DOWN_MESSAGE for record in caplog.records)
     call_command("analyse", "--pending", "--no-progress")
     assert ImageAnalysis.objects.get(image=image).status == "done"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_poison_image_that_kills_its_worker_every_time_is_failed_not_retried_forever(workers):
+    from robust_parts import PoisonImageDetector
+
+    # The worker runs with the default BUY_THE_LOOK["TASK_MAX_INTERRUPTIONS"] = 3.
+    workers.env["BTL_DETECTOR"] = "robust_parts.PoisonImageDetector"
+    workers.start()
+    _, poison = outfit_with_image(jpeg(PoisonImageDetector.POISON_SIZE, seed=1))
+    _, healthy = outfit_with_image(jpeg((120, 200), seed=2))  # queued behind it
+
+    def finished(image):
+        return lambda: ImageAnalysis.objects.filter(image=image, status__in=["done", "failed"]).first()
+
+    analysis = wait_until(finished(poison), "the poison image's analysis ending", workers)
+    assert analysis.status == "failed" and "stopped its worker 3 times in a row" in analysis.error
+    assert analysis.attempts == 3 and analysis.articles.count() == 0
+    assert wait_until(finished(healthy), "the next image's analysis", workers).status == "done"
+    client = redis.Redis.from_url(BROKER)
+    wait_until(lambda: client.llen("celery") == 0 and client.hlen("unacked") == 0, "the queue draining",
+               workers, timeout=60)
