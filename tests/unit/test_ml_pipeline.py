@@ -140,10 +140,56 @@ def test_exif_rotated_upload_is_analysed_upright(parts, street_analysis):
     assert float(a.image_embedding @ street_analysis.image_embedding) > 0.95
 
 
+def _encode(img, fmt="PNG", **kw):
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _png_declaring(width, height):
+    """A 64×64 PNG whose header is rewritten to declare width × height (a decompression bomb)."""
+    import struct
+    import zlib
+
+    data = bytearray(_encode(Image.new("L", (64, 64))))
+    ihdr = data[12:29]
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+@needs_weights
+@pytest.mark.parametrize("variant", ["cmyk_jpeg", "rgba_png", "grey_16bit_png"])
+def test_unusual_encodings_give_a_correct_analysis(parts, street_analysis, variant):
+    source = Image.open(STREET)
+    if variant == "cmyk_jpeg":
+        payload = _encode(source.convert("CMYK"), "JPEG", quality=92)
+    elif variant == "rgba_png":
+        rgba = source.convert("RGBA")
+        rgba.putalpha(255)
+        rgba.paste((0, 0, 0, 0), (0, 0, 20, 20))  # a transparent corner
+        payload = _encode(rgba)
+    else:
+        grey = np.asarray(source.convert("L"), dtype=np.uint16) * 257
+        payload = _encode(Image.fromarray(grey))
+        assert Image.open(__import__("io").BytesIO(payload)).mode.startswith("I;16")
+    a = ml.analyse(payload, gender="Men", parts=parts)
+    assert (a.width, a.height) == (550, 810)
+    assert a.is_full_shot
+    assert {"footwear"} <= {article.category for article in a.articles}
+    similarity = float(a.image_embedding @ street_analysis.image_embedding)
+    assert similarity > (0.6 if variant == "grey_16bit_png" else 0.9), similarity
+
+
 @pytest.mark.parametrize("payload, message", [
     (b"", "image is empty"),
     (b"plain text, not a photo", "not an image"),
     (STREET.read_bytes()[:20000], "truncated JPEG"),
+    (_encode(Image.new("RGB", (1, 1))), "image too small: 1×1"),
+    (_png_declaring(30000, 30000), "image too large: 30000×30000 pixels exceeds the 40 megapixel limit"),
 ])
 def test_bad_input_is_an_image_error_before_any_model(payload, message):
     class Untouchable:
