@@ -107,7 +107,7 @@ def letterbox(image: Image.Image, image_size) -> tuple[np.ndarray, float, float,
 
 
 class Predictor:
-    """A detector model wrapped in a tf.function (forward pass + YOLOv8 decoding + NMS) per threshold.
+    """A detector model wrapped in a tf.function (forward pass + YOLOv8 decoding + NMS).
 
     (``model.predict_on_batch`` fails with keras-cv 0.9 on Keras 3, and the built-in decoder drops
     boxes under 0.2 confidence; this uses our own NMS settings.)
@@ -124,17 +124,18 @@ class Predictor:
 
     def predict(self, batch: np.ndarray, threshold: float, iou_threshold: float = 0.6, max_detections: int = 50):
         """(B,H,W,3) canvases -> boxes (B,N,4) canvas pixels, confidence (B,N), classes (B,N), num (B,)."""
-        key = (round(float(threshold), 6), float(iou_threshold), int(max_detections))
+        key = (float(iou_threshold), int(max_detections))
         with self._lock:
             fn = self._functions.get(key)
             if fn is None:
                 fn = self._make_function(*key)
                 self._functions[key] = fn
-        out = fn(self._tf.convert_to_tensor(batch, dtype=self._tf.float32))
+        tf = self._tf
+        out = fn(tf.convert_to_tensor(batch, dtype=tf.float32), tf.constant(float(threshold), tf.float32))
         return (out["boxes"].numpy(), out["confidence"].numpy(), out["classes"].numpy(),
                 out["num_detections"].numpy())
 
-    def _make_function(self, threshold, iou_threshold, max_detections):
+    def _make_function(self, iou_threshold, max_detections):
         from keras_cv.src.models.object_detection.yolo_v8.yolo_v8_detector import (
             decode_regression_to_boxes, dist2bbox, get_anchors,
         )
@@ -143,8 +144,9 @@ class Predictor:
         model = self.model
         height, width = self.image_size
 
-        @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)], reduce_retracing=True)
-        def run(images):
+        @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32),
+                                      tf.TensorSpec((), tf.float32)], reduce_retracing=True)
+        def run(images, threshold):
             raw = model(images, training=False)
             # As YOLOV8Detector.decode_predictions, but with per-class NMS over every class score
             # (KerasCV's decoder keeps only the best class of each anchor and suppresses across
