@@ -111,6 +111,19 @@ def _statuses(image_ids):
     return {row["status"]: row["n"] for row in rows}
 
 
+def _stage_means(image_ids):
+    """Mean ms per stage the analyses recorded (``ImageAnalysis.timings``): where an image's time went."""
+    from recommender.models import ImageAnalysis
+
+    sums, count = {}, 0
+    for timings in ImageAnalysis.objects.filter(image_id__in=image_ids).values_list("timings", flat=True):
+        count += 1
+        for stage, value in (timings or {}).items():
+            if isinstance(value, (int, float)):
+                sums[stage] = sums.get(stage, 0.0) + float(value)
+    return {stage: round(total / count, 1) for stage, total in sums.items()} if count else {}
+
+
 def ingest_eager(warmup_ids, timed_ids, progress=True):
     from recommender.analysis import analyse_many
     from recommender.conf import settings
@@ -123,7 +136,8 @@ def ingest_eager(warmup_ids, timed_ids, progress=True):
     bar.close()
     return {"images": len(timed_ids), "seconds": round(seconds, 2),
             "images_per_second": round(len(timed_ids) / seconds, 2), "batch_size": settings.EMBED_BATCH_SIZE,
-            "statuses": _statuses(timed_ids), "how": "recommender.analysis.analyse_many (manage.py analyse)"}
+            "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids),
+            "how": "recommender.analysis.analyse_many (manage.py analyse)"}
 
 
 def _wait_finished(image_ids, timeout, bar=None):
@@ -224,7 +238,7 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
             "images_per_second": round(len(timed_ids) / seconds, 2), "enqueue_seconds": round(enqueued, 3),
             "worker_concurrency": concurrency, "worker_startup_seconds": round(startup, 2),
             "warmup_images": len(warmup_ids), "warmup_seconds": round(warmup_seconds, 2),
-            "statuses": _statuses(timed_ids), "broker": redis_url,
+            "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids), "broker": redis_url,
             "how": "one recommender.analyse_image task per image, celery -A shop worker (prefork)"}
 
 

@@ -274,6 +274,20 @@ def markdown(report, json_path=None):
                 rows.append((label, part["images"], part["seconds"], part["images_per_second"], notes))
             out.append(_table(["catalogue ingest", "images", "seconds", "images/s", "notes"], rows))
             out.append("")
+            for key, label in (("ingest_eager", "eager"), ("ingest_celery", "Celery")):
+                part = pipeline.get(key) or {}
+                stages = part.get("stage_ms_mean")
+                if stages and part.get("images_per_second"):
+                    wall = 1000 / part["images_per_second"]
+                    if key == "ingest_celery":
+                        wall *= part.get("worker_concurrency") or 1
+                    recorded = stages.get("total") or sum(v for k, v in stages.items() if k != "total")
+                    out.append(f"Where an image's time went ({label}): the analyses recorded a mean of "
+                               + ", ".join(f"{stage} {value} ms" for stage, value in stages.items())
+                               + f"; wall time per image and process {wall:,.1f} ms, so about "
+                               f"{max(wall - recorded, 0):,.1f} ms per image went to the database writes, "
+                               f"reading the file and the task machinery.")
+                    out.append("")
     return "\n".join(out) + "\n"
 
 
