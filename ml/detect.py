@@ -113,11 +113,12 @@ class Predictor:
     boxes under 0.2 confidence; this uses our own NMS settings.)
     """
 
-    def __init__(self, model, image_size):
+    def __init__(self, model, image_size, flip_tta: bool = False):
         import tensorflow as tf
 
         self.model = model
         self.image_size = tuple(image_size)
+        self.flip_tta = bool(flip_tta)
         self._functions = {}
         self._lock = threading.Lock()
         self._tf = tf
@@ -143,19 +144,44 @@ class Predictor:
         tf = self._tf
         model = self.model
         height, width = self.image_size
+        flip_tta = self.flip_tta
+        grids = [(height // stride, width // stride) for stride in (8, 16, 32)]
+
+        def decode(raw):
+            boxes = decode_regression_to_boxes(raw["boxes"])
+            anchor_points, stride_tensor = get_anchors(image_shape=(height, width, 3))
+            return dist2bbox(boxes, anchor_points) * stride_tensor[:, None], raw["classes"]
+
+        def mirror_anchors(values):
+            """Per pyramid level, reverse the anchor columns (anchors are row-major per level)."""
+            parts, start = [], 0
+            for h, w in grids:
+                part = values[:, start:start + h * w]
+                part = tf.reshape(part, (-1, h, w, part.shape[-1]))[:, :, ::-1]
+                parts.append(tf.reshape(part, (-1, h * w, values.shape[-1])))
+                start += h * w
+            return tf.concat(parts, axis=1)
 
         @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32),
                                       tf.TensorSpec((), tf.float32)], reduce_retracing=True)
         def run(images, threshold):
-            raw = model(images, training=False)
             # As YOLOV8Detector.decode_predictions, but with per-class NMS over every class score
             # (KerasCV's decoder keeps only the best class of each anchor and suppresses across
             # classes, so a top inside a dress, or a bag next to a shoe, would be lost).
-            boxes = decode_regression_to_boxes(raw["boxes"])
-            anchor_points, stride_tensor = get_anchors(image_shape=(height, width, 3))
-            boxes = dist2bbox(boxes, anchor_points) * stride_tensor[:, None]
+            if flip_tta:
+                # Test-time flip: the mirrored photo's predictions, moved back to the anchors they
+                # mirror (the anchor grid is symmetric), are averaged with the photo's own.
+                n = tf.shape(images)[0]
+                boxes, scores = decode(model(tf.concat([images, images[:, :, ::-1]], axis=0), training=False))
+                flipped_boxes = mirror_anchors(boxes[n:])
+                flipped_boxes = tf.stack([width - flipped_boxes[..., 2], flipped_boxes[..., 1],
+                                          width - flipped_boxes[..., 0], flipped_boxes[..., 3]], axis=-1)
+                boxes = (boxes[:n] + flipped_boxes) / 2.0
+                scores = (scores[:n] + mirror_anchors(scores[n:])) / 2.0
+            else:
+                boxes, scores = decode(model(images, training=False))
             nms = tf.image.combined_non_max_suppression(
-                boxes[:, :, None, :], raw["classes"],
+                boxes[:, :, None, :], scores,
                 max_output_size_per_class=max_detections, max_total_size=max_detections,
                 iou_threshold=iou_threshold, score_threshold=threshold, clip_boxes=False,
             )
@@ -165,10 +191,10 @@ class Predictor:
         return run
 
 
-def _build_predictor(weights_path: Path, image_size, fpn_depth) -> Predictor:
+def _build_predictor(weights_path: Path, image_size, fpn_depth, flip_tta=False) -> Predictor:
     model = build_detector(tuple(image_size), backbone_weights=None, fpn_depth=fpn_depth)
     model.load_weights(str(weights_path))
-    return Predictor(model, image_size)
+    return Predictor(model, image_size, flip_tta=flip_tta)
 
 
 def to_photo_boxes(boxes, scale, pad_x, pad_y, width, height) -> np.ndarray:
@@ -184,11 +210,11 @@ _models: dict = {}
 _models_lock = threading.Lock()
 
 
-def _load_model(weights_path: Path, image_size, fpn_depth) -> Predictor:
-    key = (str(Path(weights_path).resolve()), tuple(image_size), fpn_depth)
+def _load_model(weights_path: Path, image_size, fpn_depth, flip_tta=False) -> Predictor:
+    key = (str(Path(weights_path).resolve()), tuple(image_size), fpn_depth, bool(flip_tta))
     with _models_lock:
         if key not in _models:
-            _models[key] = _build_predictor(Path(weights_path), image_size, fpn_depth)
+            _models[key] = _build_predictor(Path(weights_path), image_size, fpn_depth, flip_tta)
         return _models[key]
 
 
@@ -208,23 +234,26 @@ class ArticleDetector:
     """Finds look articles (top, bottom, dress, footwear, bag) in photos.
 
     ``weights``: a ``*.weights.h5`` file with its ``*.json`` beside it (default: the committed
-    ``ml/weights/detector.weights.h5``).
+    ``ml/weights/detector.weights.h5``). ``flip_tta``: also run the mirrored photo and average
+    (about twice the forward cost); None = as the JSON says (``"flip_tta"``, default off).
     """
 
     categories: tuple[str, ...] = CATEGORIES
 
-    def __init__(self, weights: str | Path | None = None):
+    def __init__(self, weights: str | Path | None = None, flip_tta: bool | None = None):
         self.weights_path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
         config = read_model_config(self.weights_path)
         self.image_size = tuple(config["image_size"])
         self.fpn_depth = int(config.get("fpn_depth", 1))
+        self.flip_tta = bool(config.get("flip_tta", False) if flip_tta is None else flip_tta)
         if tuple(config.get("categories", CATEGORIES)) != CATEGORIES:
             raise ValueError(f"{self.weights_path}: categories {config.get('categories')} differ from {CATEGORIES}")
         digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:10]
-        self.version = f"yolov8-mobilenetv2-{self.image_size[0]}x{self.image_size[1]}-{digest}"
+        self.version = (f"yolov8-mobilenetv2-{self.image_size[0]}x{self.image_size[1]}-{digest}"
+                        + ("-fliptta" if self.flip_tta else ""))
 
     def _model(self) -> Predictor:
-        return _load_model(self.weights_path, self.image_size, self.fpn_depth)
+        return _load_model(self.weights_path, self.image_size, self.fpn_depth, self.flip_tta)
 
     def load(self) -> "ArticleDetector":
         """Load the weights now (otherwise the first ``detect`` does it)."""

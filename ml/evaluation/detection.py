@@ -14,6 +14,7 @@ of reading the JPEG, letterboxing, the forward pass and NMS, one photo at a time
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import time
@@ -172,6 +173,8 @@ def add_arguments(parser):
     parser.add_argument("--weights", type=Path, default=None,
                         help="detector .weights.h5 with its .json beside it (default: ml/weights/detector.weights.h5)")
     parser.add_argument("--cache-dir", default="build", help="where derived boxes are cached")
+    parser.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time horizontal flip (default: as the model's JSON says)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N photos (quick checks)")
 
 
@@ -179,7 +182,7 @@ def run(args) -> dict:
     from ml.detect import ArticleDetector, read_model_config
     from ml.detection_data import load_boxes, split
 
-    detector = ArticleDetector(args.weights)
+    detector = ArticleDetector(args.weights, flip_tta=args.flip_tta)
     config = read_model_config(detector.weights_path)
     boxes = load_boxes(args.data, args.cache_dir)
     train_names, val_names = split(boxes)
