@@ -149,6 +149,7 @@ def test_detector_identity(detector):
     assert detector.categories == ("top", "bottom", "dress", "footwear", "bag")
     assert detector.version.startswith("yolov8-mobilenetv2-")
     assert ArticleDetector().version == detector.version
+    assert ArticleDetector(flip_tta=True).version == detector.version.replace("-fliptta", "") + "-fliptta"
 
 
 @pytest.mark.parametrize("stem", VALIDATION_LOOKS)
