@@ -126,10 +126,16 @@ CACHES = {
         "LOCATION": "buy-the-look",
     }
 }
-if os.environ.get("CACHE_URL"):
+# With a worker (a broker is set), the widget cache must be shared by web and worker processes:
+# default to the broker's Redis unless CACHE_URL says otherwise.
+_cache_url = os.environ.get("CACHE_URL") or (
+    os.environ.get("CELERY_BROKER_URL", "") if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else ""
+)
+if _cache_url:
     CACHES["default"] = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": os.environ["CACHE_URL"],
+        "LOCATION": _cache_url,
+        "KEY_PREFIX": "buy-the-look",
     }
 
 # Celery: eager in-process unless a broker is configured.
