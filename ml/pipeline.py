@@ -248,7 +248,7 @@ def analyse(
             category=str(d.category),
             confidence=float(d.confidence),
             box=tuple(float(v) for v in d.box),
-            embedding=vectors[i + 1],
+            embedding=vectors[i + 1].copy(),
         )
         for i, d in enumerate(detections)
     ]
@@ -265,7 +265,7 @@ def analyse(
         gender_confidence=gender_confidence,
         gender_source=gender_source,
         articles=articles,
-        image_embedding=vectors[0],
+        image_embedding=vectors[0].copy(),
         timings=timings,
         model_versions=versions,
     )

@@ -10,14 +10,17 @@ its output is cached; then either
 The written weights file holds the whole model (backbone + head) so the app needs nothing else; a
 JSON sidecar (``PATH.json``) records version, data and training figures.
 
-The hold-out (fixed 20 % of the Men/Women product ids, seed 2026) is never used for training or
-model selection; ``python -m ml.evaluate gender`` measures on it.
+The hold-out (fixed 20 % of the Men/Women product ids by a seeded hash of each id, see
+``is_holdout``) is never used for training or model selection; ``python -m ml.evaluate gender``
+measures on it.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,8 +35,9 @@ HOLDOUT_FRACTION = 0.2
 def catalogue_split(styles: Path, images: Path):
     """(train, holdout): lists of (product id, label index, image path) for Men/Women products.
 
-    The split is a fixed function of the product ids: sorted ids, a permutation with seed
-    ``SPLIT_SEED``, the first 20 % held out.
+    The split is a fixed function of each product id alone (a seeded hash: an id is held out when
+    ``sha256("2026:<id>")`` falls in the first 20 % of its range), so any subset of the catalogue
+    (e.g. the committed demo data) has the same ids held out as the full catalogue.
     """
     from ml.gender import LABELS
 
@@ -49,12 +53,46 @@ def catalogue_split(styles: Path, images: Path):
                 if path.is_file():
                     rows.append((int(row["id"]), LABELS.index(row["gender"]), path))
     rows.sort()
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(rows))
-    n_holdout = int(round(HOLDOUT_FRACTION * len(rows)))
-    holdout_idx = set(order[:n_holdout].tolist())
-    train = [r for i, r in enumerate(rows) if i not in holdout_idx]
-    holdout = [r for i, r in enumerate(rows) if i in holdout_idx]
+    train = [r for r in rows if not is_holdout(r[0])]
+    holdout = [r for r in rows if is_holdout(r[0])]
     return train, holdout
+
+
+def is_holdout(product_id: int) -> bool:
+    """Whether a catalogue id belongs to the fixed 20 % gender hold-out."""
+    digest = hashlib.sha256(f"{SPLIT_SEED}:{int(product_id)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < HOLDOUT_FRACTION * 2**64
+
+
+def cached_features(rows, cache: Path | None):
+    """Pooled features (photo, mirror) of ``rows``, reusing and extending an npz cache keyed by id."""
+    ids = np.array([r[0] for r in rows])
+    known = {}
+    if cache and cache.exists():
+        data = np.load(cache)
+        known = {int(i): k for k, i in enumerate(data["ids"])}
+        c_plain, c_mirrored = data["plain"], data["mirrored"]
+    missing = [r for r in rows if r[0] not in known]
+    if missing:
+        m_plain, m_mirrored = extract_features([r[2] for r in missing])
+    plain = np.zeros((len(rows), m_plain.shape[1] if missing else c_plain.shape[1]), np.float32)
+    mirrored = np.zeros_like(plain)
+    fresh = {r[0]: k for k, r in enumerate(missing)}
+    for k, pid in enumerate(ids):
+        if pid in fresh:
+            plain[k], mirrored[k] = m_plain[fresh[pid]], m_mirrored[fresh[pid]]
+        else:
+            plain[k], mirrored[k] = c_plain[known[pid]], c_mirrored[known[pid]]
+    if cache and missing:
+        all_ids = np.array(sorted(set(known) | set(fresh)))
+        index = {int(i): k for k, i in enumerate(ids)}
+        a_plain = np.stack([plain[index[i]] if i in index else c_plain[known[i]] for i in all_ids])
+        a_mirrored = np.stack([mirrored[index[i]] if i in index else c_mirrored[known[i]] for i in all_ids])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, ids=all_ids, plain=a_plain, mirrored=a_mirrored)
+        os.replace(tmp, cache)
+    return plain, mirrored
 
 
 def extract_features(paths, batch_size=32, flip=True, desc="features"):
@@ -229,18 +267,7 @@ def main(argv=None):
     if args.mode == "tail":
         return _train_tail(args, argv, train, ids, labels, started)
 
-    cache = args.features_cache
-    if cache and cache.exists():
-        data = np.load(cache)
-        if not np.array_equal(data["ids"], ids):
-            raise SystemExit(f"{cache}: cached ids do not match the training split; delete it")
-        plain, mirrored = data["plain"], data["mirrored"] if "mirrored" in data.files else None
-    else:
-        plain, mirrored = extract_features([r[2] for r in train], flip=not args.no_flip)
-        if cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            extra = {"mirrored": mirrored} if mirrored is not None else {}
-            np.savez(cache, ids=ids, plain=plain, **extra)
+    plain, mirrored = cached_features(train, args.features_cache)
 
     # 10 % of the training ids (fixed) for early stopping; the hold-out stays untouched
     val_mask = _early_stopping_split(len(train))

@@ -1,7 +1,8 @@
 """``python -m ml.evaluate gender``: accuracy of the gender classifier on the catalogue hold-out.
 
 The hold-out is the fixed 20 % of the Men/Women product ids of ``ml.train_gender.catalogue_split``
-(sorted ids, seed 2026), never seen in training. The full model is used as the app uses it
+(a seeded hash of each id, so a subset such as the demo data keeps the same held-out ids), never
+seen in training. The full model is used as the app uses it
 (``GenderClassifier``: letterbox, photo + mirror).
 
 ``--street DIR`` (laid out like the street data: ``photos/``, ``masks/``, ``labels.txt``) adds a
