@@ -43,7 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--pipeline-runs", type=int, default=20, help="timed full-shot analyses")
     parser.add_argument("--ingest-images", type=int, default=200, help="catalogue images per ingest run")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker concurrency")
-    parser.add_argument("--redis-db", type=int, default=13, help="Redis database number for the bench's broker")
+    parser.add_argument("--redis-db", type=int, default=11,
+                        help="Redis database number for the bench's broker (default 11; the tasks go to a queue "
+                             "of the run's own)")
     parser.add_argument("--no-celery", action="store_true", help="skip the Celery ingest run")
     parser.add_argument("--index-params", default="",
                         help="bench-only variant: replace the HNSW indexes' WITH options, e.g. "

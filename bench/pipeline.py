@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -188,20 +189,24 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
     if settings_dict.get("HOST"):
         env.setdefault("PGHOST", str(settings_dict["HOST"]))
     previous = _use_broker(app, False, redis_url)
+    # A queue of this run's own: other workers on the same Redis database (tests use their own numbers, but
+    # nothing enforces it) never take the bench's tasks, and this worker never takes theirs.
+    name = f"bench-{os.getpid()}"
+    queue = f"{name}-analyse"
+    destination = [f"{name}@{socket.gethostname()}"]
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "shop", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
-         "--without-gossip", "--without-mingle", "-n", f"bench-{os.getpid()}@%h"],
+         "--without-gossip", "--without-mingle", "-n", f"{name}@%h", "-Q", queue],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        app.control.purge()
         started = time.perf_counter()
         ready = False
         while time.perf_counter() - started < 180 and worker.poll() is None:
-            if app.control.ping(timeout=1.0):
+            if app.control.ping(destination=destination, timeout=1.0):
                 ready = True
                 break
         if not ready:
@@ -209,7 +214,7 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
         startup = time.perf_counter() - started
         started = time.perf_counter()
         for image_id in warmup_ids:
-            analyse_image.delay(image_id)
+            analyse_image.apply_async(args=[image_id], queue=queue)
         if not _wait_finished(warmup_ids, timeout=600):
             raise RuntimeError(f"warm-up tasks did not finish in 600 s (see {log_path})")
         warmup_seconds = time.perf_counter() - started
@@ -217,7 +222,7 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
         bar = tqdm(total=len(timed_ids), desc="ingest (celery)", unit="image", disable=not progress, mininterval=1)
         started = time.perf_counter()
         for image_id in timed_ids:
-            analyse_image.delay(image_id)
+            analyse_image.apply_async(args=[image_id], queue=queue)
         enqueued = time.perf_counter() - started
         finished = _wait_finished(timed_ids, timeout=max(600, 10 * len(timed_ids)), bar=bar)
         seconds = time.perf_counter() - started
@@ -234,11 +239,18 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
             worker.wait(timeout=10)
         log.close()
         _use_broker(app, *previous)
+        try:  # the run's queue bindings (the queue itself is empty and gone)
+            import redis
+
+            redis.Redis.from_url(redis_url).delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+        except Exception:
+            pass
     return {"images": len(timed_ids), "seconds": round(seconds, 2),
             "images_per_second": round(len(timed_ids) / seconds, 2), "enqueue_seconds": round(enqueued, 3),
             "worker_concurrency": concurrency, "worker_startup_seconds": round(startup, 2),
             "warmup_images": len(warmup_ids), "warmup_seconds": round(warmup_seconds, 2),
             "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids), "broker": redis_url,
+            "queue": queue,
             "how": "one recommender.analyse_image task per image, celery -A shop worker (prefork)"}
 
 
