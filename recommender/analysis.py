@@ -10,6 +10,7 @@ import re
 import time
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.apps import apps
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F
@@ -247,6 +248,9 @@ def analyse_product_image(image_id, *, redelivered=False):
         return fail(analysis, str(exc))
     except DatabaseError:
         raise
+    except SoftTimeLimitExceeded:
+        return fail(analysis, f"the analysis took longer than {settings.TASK_TIME_LIMIT} s "
+                              f"(BUY_THE_LOOK['TASK_TIME_LIMIT']) and was stopped")
     except Exception as exc:  # a model error: recorded, visible in the admin, re-runnable
         logger.exception("pipeline error on image %s", image.pk)
         return fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}")

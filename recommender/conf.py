@@ -83,6 +83,9 @@ DEFAULTS = {
     # again (late acknowledgement). After this many such interruptions in a row the analysis is failed instead,
     # so that one poison image cannot keep a worker busy forever.
     "TASK_MAX_INTERRUPTIONS": 3,
+    # Seconds an analysis task may run in a worker before it is stopped and the analysis failed (a hung model
+    # must not hold a worker forever); the worker process is killed 60 s later if the model does not give back.
+    "TASK_TIME_LIMIT": 600,
     # The product model recommendations are drawn from. The recommender's tables point at
     # ``catalog.Product``/``catalog.ProductImage`` through their migrations; a shop with its own product
     # model sets these (before the first migration) and provides the same fields: gender, base_colour,

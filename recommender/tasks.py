@@ -41,6 +41,8 @@ class AnalyseImageTask(Task):
     retry_backoff_max=300,
     retry_jitter=True,
     max_retries=settings.TASK_MAX_RETRIES,
+    soft_time_limit=settings.TASK_TIME_LIMIT,
+    time_limit=settings.TASK_TIME_LIMIT + 60,
 )
 def analyse_image(self, image_id):
     """Analyse product image ``image_id`` and store its articles; returns a small summary."""

@@ -109,3 +109,10 @@ class PoisonImageDetector(TwoArticleDetector):
 
             os.kill(os.getpid(), signal.SIGKILL)
         return super().detect(image, min_confidence)
+
+
+class HangingDetector(TwoArticleDetector):
+    """The model hangs (a deadlock, a stuck device)."""
+
+    def detect(self, image, min_confidence=0.25):
+        time.sleep(3600)

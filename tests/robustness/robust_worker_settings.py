@@ -1,11 +1,13 @@
 """Settings of the Celery worker subprocess of the crash tests: the shop's settings, the weightless test parts
 with a detector that is slow once (``$BTL_SLOW_MARKER``), and the visibility timeout from
-``$BTL_VISIBILITY_TIMEOUT`` (seconds) so that a message of a killed worker comes back quickly."""
+``$BTL_VISIBILITY_TIMEOUT`` (seconds), the task time limit from ``$BTL_TIME_LIMIT``, the detector
+from ``$BTL_DETECTOR`` so that a message of a killed worker comes back quickly."""
 import os
 
 from shop.settings import *  # noqa: F401,F403
 
 from robust_parts import FAKE_PIPELINE
 
-BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": os.environ.get("BTL_DETECTOR", "robust_parts.SlowOnceDetector")}}
+BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": os.environ.get("BTL_DETECTOR", "robust_parts.SlowOnceDetector")},
+                "TASK_TIME_LIMIT": int(os.environ.get("BTL_TIME_LIMIT", "600"))}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("BTL_VISIBILITY_TIMEOUT", "600"))}
