@@ -205,7 +205,7 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
     env = {**os.environ, "DATABASE_URL": _bench_url(base_url, dbname), "CELERY_BROKER_URL": redis_url,
            "MEDIA_ROOT": str(media_root), "DJANGO_SETTINGS_MODULE": "shop.settings", "DEBUG": "0",
            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-not-a-secret"), "SECURE_SSL_REDIRECT": "0",
-           "PYTHONPATH": str(REPO), "DB_CONN_MAX_AGE": "0", "PYTHONUNBUFFERED": "1"}
+           "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     if settings_dict.get("HOST"):
         env.setdefault("PGHOST", str(settings_dict["HOST"]))
     previous = _use_broker(app, False, redis_url)
