@@ -10,4 +10,6 @@ from robust_parts import FAKE_PIPELINE
 
 BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": os.environ.get("BTL_DETECTOR", "robust_parts.SlowOnceDetector")},
                 "TASK_TIME_LIMIT": int(os.environ.get("BTL_TIME_LIMIT", "600"))}
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("BTL_VISIBILITY_TIMEOUT", "600"))}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("BTL_VISIBILITY_TIMEOUT", "600")),
+                                   # every Redis key of this test run is prefixed: runs in parallel never meet
+                                   "global_keyprefix": os.environ.get("BTL_KEYPREFIX", "")}

@@ -26,6 +26,21 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 REDIS_DB = 13  # the recommender's worker tests use 14
 BROKER = f"redis://127.0.0.1:6379/{REDIS_DB}"
+# Several test runs may share this Redis (other sessions, CI jobs): every key of this run carries its own prefix,
+# so no worker consumes another run's messages and the clean-up deletes only this run's keys (never FLUSHDB).
+KEYPREFIX = f"btl-robust-{os.getpid()}:"
+TRANSPORT_OPTIONS = {"global_keyprefix": KEYPREFIX}
+
+
+def delete_run_keys():
+    client = redis.Redis.from_url(BROKER)
+    for key in client.scan_iter(match=f"{KEYPREFIX}*", count=500):
+        client.delete(key)
+
+
+def queue_drained():
+    client = redis.Redis.from_url(BROKER)
+    return client.llen(f"{KEYPREFIX}celery") == 0 and client.hlen(f"{KEYPREFIX}unacked") == 0
 
 
 def outfit_with_image(content=None):
@@ -98,6 +113,7 @@ class Workers:
             "DB_CONN_MAX_AGE": "0",
             "PYTHONUNBUFFERED": "1",
             "BTL_SLOW_MARKER": str(self.marker),
+            "BTL_KEYPREFIX": KEYPREFIX,
         }
         self.processes = []
         self.logs = []
@@ -141,15 +157,15 @@ class Workers:
 
 @pytest.fixture
 def workers(settings, tmp_path):
-    redis.Redis.from_url(BROKER).flushdb()
-    saved = use_broker(False, BROKER)
+    delete_run_keys()
+    saved = use_broker(False, BROKER, TRANSPORT_OPTIONS)
     started = Workers(settings, tmp_path)
     try:
         yield started
     finally:
         use_broker(*saved)
         started.stop()
-        redis.Redis.from_url(BROKER).flushdb()
+        delete_run_keys()
 
 
 def wait_until(condition, what, workers, timeout=180):
@@ -193,8 +209,7 @@ def test_a_worker_killed_mid_analysis_redelivers_and_stores_each_article_once(wo
     assert analysis.attempts == 2
     articles = DetectedArticle.objects.filter(analysis__image=image)
     assert sorted(articles.values_list("category", flat=True)) == ["footwear", "top"]  # no duplicates
-    client = redis.Redis.from_url(BROKER)
-    wait_until(lambda: client.llen("celery") == 0 and client.hlen("unacked") == 0, "the message being acknowledged",
+    wait_until(queue_drained, "the message being acknowledged",
                workers, timeout=60)
 
 
@@ -270,8 +285,7 @@ def test_a_poison_image_that_kills_its_worker_every_time_is_failed_not_retried_f
     assert analysis.status == "failed" and "stopped its worker 3 times in a row" in analysis.error
     assert analysis.attempts == 3 and analysis.articles.count() == 0
     assert wait_until(finished(healthy), "the next image's analysis", workers).status == "done"
-    client = redis.Redis.from_url(BROKER)
-    wait_until(lambda: client.llen("celery") == 0 and client.hlen("unacked") == 0, "the queue draining",
+    wait_until(queue_drained, "the queue draining",
                workers, timeout=60)
 
 
