@@ -74,7 +74,7 @@ def stock_with_test_parts():
 
 
 def stock_with_committed_weights(tmp_path):
-    """A slice of the demo catalogue (8 products per gender and look category) and one demo look, imported by
+    """A slice of the demo catalogue (4 products per gender and look category) and one demo look, imported by
     the project's own commands and analysed by the real pipeline."""
     from catalog.taxonomy import look_category_for
     from recommender.signals import defer_analysis
@@ -85,7 +85,7 @@ def stock_with_committed_weights(tmp_path):
     for row in rows[1:]:
         record = dict(zip(header, row))
         group = (record["gender"], look_category_for(record["subCategory"], record["articleType"]))
-        if group[0] in ("Men", "Women") and group[1] and per_group[group] < 8:
+        if group[0] in ("Men", "Women") and group[1] and per_group[group] < 4:
             per_group[group] += 1
             picked.append(row)
     styles = tmp_path / "styles.csv"

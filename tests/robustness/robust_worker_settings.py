@@ -12,4 +12,7 @@ BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": os.environ.get("BTL_DE
                 "TASK_TIME_LIMIT": int(os.environ.get("BTL_TIME_LIMIT", "600"))}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("BTL_VISIBILITY_TIMEOUT", "600")),
                                    # every Redis key of this test run is prefixed: runs in parallel never meet
-                                   "global_keyprefix": os.environ.get("BTL_KEYPREFIX", "")}
+                                   "global_keyprefix": os.environ.get("BTL_KEYPREFIX", ""),
+                                   # how often the worker looks for messages whose visibility timed out
+                                   "unacked_restore_interval": float(os.environ.get("BTL_RESTORE_INTERVAL", "10")),
+                                   "unacked_restore_throttle": int(os.environ.get("BTL_RESTORE_THROTTLE", "10"))}

@@ -118,13 +118,17 @@ class Workers:
         self.processes = []
         self.logs = []
 
-    def start(self, visibility_timeout=600):
+    def start(self, visibility_timeout=600, restore_every=None):
+        """A worker; ``restore_every`` (s): how often it gives timed-out unacknowledged messages back."""
+        env = {**self.env, "BTL_VISIBILITY_TIMEOUT": str(visibility_timeout)}
+        if restore_every:
+            env.update(BTL_RESTORE_INTERVAL=str(restore_every), BTL_RESTORE_THROTTLE="1")
         log = open(self.tmp_path / f"worker-{len(self.processes)}.log", "w+")
         process = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "celery"), "-A", "shop", "worker", "--loglevel=INFO", "--concurrency=1",
              "--without-gossip", "--without-mingle", "--without-heartbeat",
              "--hostname", f"crash-{os.getpid()}-{len(self.processes)}@%h"],
-            cwd=ROOT, env={**self.env, "BTL_VISIBILITY_TIMEOUT": str(visibility_timeout)}, stdout=log,
+            cwd=ROOT, env=env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes.append(process)
@@ -198,7 +202,7 @@ def test_a_worker_killed_mid_analysis_redelivers_and_stores_each_article_once(wo
         # the broker's visibility timeout.
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
-        workers.start(visibility_timeout=3)
+        workers.start(visibility_timeout=3, restore_every=2)
 
     def finished():
         current = ImageAnalysis.objects.get(image=image)
