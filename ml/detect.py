@@ -31,6 +31,10 @@ PAD_VALUE = 114
 # Backbone layers feeding the FPN (torchvision names, see ml.backbone) and the neck widths.
 FEATURE_LAYERS = {"P3": "features_7_conv_0_relu6", "P4": "features_14_conv_0_relu6", "P5": "features_18_relu6"}
 NECK_CHANNELS = {"P3": 64, "P4": 128, "P5": 256}
+# detect(): one article, one category. NMS is per class (as evaluation needs), so the same region
+# can come back as, say, a bag and a shoe; of detections overlapping more than this, the most
+# confident is kept.
+DUPLICATE_IOU = 0.8
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,23 @@ def _load_model(weights_path: Path, image_size, fpn_depth, flip_tta=False) -> Pr
         return _models[key]
 
 
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _drop_cross_class_duplicates(found: list[Detection]) -> list[Detection]:
+    """Keep, of detections (sorted by confidence) overlapping more than DUPLICATE_IOU, the first."""
+    kept: list[Detection] = []
+    for d in found:
+        if all(_iou(d.box, k.box) <= DUPLICATE_IOU for k in kept):
+            kept.append(d)
+    return kept
+
+
 def read_model_config(weights_path) -> dict:
     """The JSON next to the weights (``detector.weights.h5`` -> ``detector.json``)."""
     weights_path = Path(weights_path)
@@ -290,5 +311,5 @@ class ArticleDetector:
                     continue
                 found.append(Detection(CATEGORIES[int(classes[i, j])], float(confidence[i, j]), box))
             found.sort(key=lambda d: -d.confidence)
-            results.append(found)
+            results.append(_drop_cross_class_duplicates(found))
         return results

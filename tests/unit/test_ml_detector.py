@@ -165,6 +165,10 @@ def test_full_body_photo_yields_garment_and_footwear(detector, stem):
         assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
         assert 0.25 <= d.confidence <= 1.0
     assert [d.confidence for d in found] == sorted((d.confidence for d in found), reverse=True)
+    # One article, one category: no two detections cover the same region.
+    for i, a in enumerate(found):
+        for b in found[i + 1:]:
+            assert iou_matrix(np.array([a.box]), np.array([b.box]))[0, 0] <= 0.8, (a, b)
     # Footwear sits in the lower part of a full-body photo, tops in the upper half.
     assert all(d.box[3] > 0.6 for d in found if d.category == "footwear")
     assert all((d.box[1] + d.box[3]) / 2 < 0.6 for d in found if d.category == "top")
