@@ -1,12 +1,10 @@
 """Speed benchmarks of the ML pipeline: ``python -m ml.bench {embed,pipeline} ...``.
 
-Each subcommand lives in ``ml.benchmarks.<name>`` and exposes ``add_arguments(parser)``
-and ``run(args) -> dict``; the dict is printed as one JSON object.
+Each subcommand lives in ``ml.benchmarks.<name>``; the result is printed as one JSON object.
 """
-import argparse
-import importlib
-import json
 import sys
+
+from ml.commands import run_subcommands
 
 COMMANDS = {
     "embed": "Embedder throughput in images per second at a given batch size.",
@@ -15,17 +13,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ml.bench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"ml.benchmarks.{name}")
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
-    module = importlib.import_module(f"ml.benchmarks.{args.command}")
-    result = module.run(args)
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
+    return run_subcommands("python -m ml.bench", __doc__, "ml.benchmarks", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,10 @@
 """Evaluation commands: ``python -m ml.evaluate {pose,detection,gender,retrieval} ...``.
 
-Each subcommand lives in ``ml.evaluation.<name>`` and exposes ``add_arguments(parser)``
-and ``run(args) -> dict``; the dict is printed as one JSON object.
+Each subcommand lives in ``ml.evaluation.<name>``; the result is printed as one JSON object.
 """
-import argparse
-import importlib
-import json
 import sys
+
+from ml.commands import run_subcommands
 
 COMMANDS = {
     "pose": "Pose gate precision/recall: street photos (full shots) vs catalogue close-ups.",
@@ -17,17 +15,7 @@ COMMANDS = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"ml.evaluation.{name}")
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
-    module = importlib.import_module(f"ml.evaluation.{args.command}")
-    result = module.run(args)
-    json.dump(result, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
-    return 0
+    return run_subcommands("python -m ml.evaluate", __doc__, "ml.evaluation", COMMANDS, argv)
 
 
 if __name__ == "__main__":
