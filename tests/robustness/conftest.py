@@ -43,6 +43,17 @@ def _isolated(settings, tmp_path, monkeypatch):
                                                                  "search": "100000/minute"})
 
 
+@pytest.fixture(autouse=True)
+def _celery_join_flag():
+    """Eager tasks run in parallel threads (the load tests' live server) race on Celery's process-wide "a join
+    would block" flag (``denied_join_result`` saves and restores it non-atomically) and can leave it set, after
+    which any later ``result.get()`` in this process raises "Never call result.get() within a task". Reset it."""
+    yield
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+
+
 @pytest.fixture
 def fake_pipeline(settings):
     """``BUY_THE_LOOK["PIPELINE"]`` pointed at the weightless test parts of ``robust_parts``."""
