@@ -49,14 +49,19 @@ def check_pgvector(app_configs, databases=None, **kwargs):
             messages.append(Error(f"database {alias!r} is {connection.vendor}; the recommender needs PostgreSQL "
                                   "with pgvector", id="recommender.E010"))
             continue
+        # ``migrate`` runs this check too, before the recommender's first migration creates the extension:
+        # so what must hold is that the server can provide pgvector, installed in the database or not yet.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            cursor.execute("SELECT installed_version, default_version FROM pg_available_extensions "
+                           "WHERE name = 'vector'")
             row = cursor.fetchone()
         if row is None:
-            messages.append(Error(f"the vector extension is not installed in database {alias!r}",
-                                  hint="run manage.py migrate recommender (it runs CREATE EXTENSION vector)",
+            messages.append(Error(f"the PostgreSQL server of database {alias!r} has no pgvector extension",
+                                  hint="install it (scripts/install_pgvector.sh, run by `make setup`), then "
+                                       "manage.py migrate creates it in the database",
                                   id="recommender.E011"))
             continue
+        row = (row[0] or row[1],)
         version = tuple(int(part) for part in row[0].split(".")[:2] if part.isdigit())
         if version < (0, 8):
             messages.append(Warning(
