@@ -224,11 +224,12 @@ def plan(run, exponents, pipeline_run=None):
             lines.append(f"- This server ran with shared_buffers = {shared_buffers} while the HNSW indexes alone "
                          f"take {index_mb:,.0f} MB: the graphs were read through the operating system's page cache. "
                          f"A dedicated database host (primary or replica) should size shared_buffers to hold "
-                         f"the HNSW indexes plus the hot part of the table ({index_mb + table_mb:,.0f} MB here at "
-                         f"most), and effective_cache_size to the rest of its memory.")
+                         f"the HNSW indexes plus the hot part of the table (at most {table_mb:,.0f} MB here: the "
+                         f"article table with all its indexes), and effective_cache_size to the rest of its "
+                         f"memory.")
         if index_mb and table_mb:
-            lines.append(f"- Each replica must hold the HNSW indexes ({index_mb:,.0f} MB) and the article table with "
-                         f"its indexes ({table_mb:,.0f} MB) in memory to keep these latencies; HNSW traversal "
+            lines.append(f"- Each replica must hold the HNSW indexes ({index_mb:,.0f} MB, part of the article table's "
+                         f"{table_mb:,.0f} MB with all its indexes) in memory to keep these latencies; HNSW traversal "
                          f"reads random pages, so a replica whose RAM cannot hold both pays disk reads per query. "
                          f"Replicas are added when the database cores are busy: each replica adds "
                          f"its cores × {per_core_queries:,.0f} look queries/s. Writes (new analyses, stock/price "
