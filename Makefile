@@ -34,7 +34,7 @@ demo: setup
 	$(PY) manage.py import_catalogue --styles demo_data/products/styles.csv --images demo_data/products/images
 	$(PY) manage.py import_looks --photos demo_data/looks
 	$(PY) manage.py analyse --pending
-	$(PY) manage.py demo_admin
+	$(PY) manage.py demo_admin --url http://$(HOST):$(PORT)
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: setup
