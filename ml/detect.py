@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ml.loading import ModelCache
+
 CATEGORIES = ("top", "bottom", "dress", "footwear", "bag")
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "detector.weights.h5"
@@ -210,16 +212,12 @@ def to_photo_boxes(boxes, scale, pad_x, pad_y, width, height) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-_models: dict = {}
-_models_lock = threading.Lock()
+_models = ModelCache()
 
 
 def _load_model(weights_path: Path, image_size, fpn_depth, flip_tta=False) -> Predictor:
     key = (str(Path(weights_path).resolve()), tuple(image_size), fpn_depth, bool(flip_tta))
-    with _models_lock:
-        if key not in _models:
-            _models[key] = _build_predictor(Path(weights_path), image_size, fpn_depth, flip_tta)
-        return _models[key]
+    return _models.get_or_build(key, lambda: _build_predictor(Path(weights_path), image_size, fpn_depth, flip_tta))
 
 
 def _iou(a, b) -> float:

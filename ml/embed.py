@@ -18,10 +18,12 @@ prefork parent that imports this module does not load TensorFlow.
 from __future__ import annotations
 
 import json
-import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
+
+from ml.loading import CompiledModel, ModelCache
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 VERSION = "embed-mnv2-pa-v1"
@@ -29,8 +31,7 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{VERSION}.weights.h5"
 DEFAULT_DIM = 256
 DEFAULT_INPUT_SIZE = 160
 
-_lock = threading.Lock()
-_models: dict = {}
+_models = ModelCache()
 
 
 def build_embedding_model(dim=DEFAULT_DIM, input_size=DEFAULT_INPUT_SIZE, backbone_weights="imagenet"):
@@ -57,38 +58,21 @@ def _letterbox_batch(images, size):
     return np.stack([np.asarray(letterbox(im, size), dtype=np.float32) for im in images])
 
 
-class _Loaded:
-    """A built model and its compiled inference function."""
-
-    def __init__(self, model):
-        import tensorflow as tf
-
-        self.model = model
-        size = model.input_shape[1]
-        self.run = tf.function(lambda x: model(x, training=False),
-                               input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
-
-
-class _BaseEmbedder:
+class _BaseEmbedder(ABC):
     version: str
     dim: int
     input_size: int
 
+    @abstractmethod
     def _key(self):
-        raise NotImplementedError
+        """What identifies the loaded model in the process-wide cache."""
 
+    @abstractmethod
     def _build(self):
-        raise NotImplementedError
+        """Build the Keras model with its weights."""
 
-    def _loaded(self) -> _Loaded:
-        key = self._key()
-        loaded = _models.get(key)
-        if loaded is None:
-            with _lock:
-                loaded = _models.get(key)
-                if loaded is None:
-                    loaded = _models[key] = _Loaded(self._build())
-        return loaded
+    def _loaded(self) -> CompiledModel:
+        return _models.get_or_build(self._key(), lambda: CompiledModel(self._build(), self.input_size))
 
     def load(self):
         """Load the weights now (otherwise the first ``embed`` call does)."""

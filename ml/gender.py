@@ -16,10 +16,11 @@ Weights load lazily, once per process (thread-safe), on the first ``predict`` ca
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
+
+from ml.loading import CompiledModel, ModelCache
 
 __all__ = ["GenderClassifier", "LABELS", "build_gender_model", "build_head", "upper_body_crop", "VERSION"]
 
@@ -30,8 +31,7 @@ INPUT_SIZE = 224
 FEATURE_DIM = 1280
 LABELS = ("Men", "Women")
 
-_lock = threading.Lock()
-_models: dict = {}
+_models = ModelCache()
 
 
 def build_head(hidden: int = 256, dropout: float = 0.3, name: str = "gender_head"):
@@ -97,17 +97,6 @@ def prepare(image, size: int = INPUT_SIZE) -> np.ndarray:
     return np.asarray(letterbox(image, size), dtype=np.float32)
 
 
-class _Loaded:
-    def __init__(self, model):
-        import tensorflow as tf
-
-        self.model = model
-        self.run = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)],
-        )
-
-
 class GenderClassifier:
     """Predicts "Men" or "Women" for a photo, with a confidence in 0.5..1."""
 
@@ -122,19 +111,15 @@ class GenderClassifier:
         # (calibrated on cue-labelled street photos by ml.train_gender) re-centres them
         self.full_shot_logit_offset = float(self.meta.get("full_shot_logit_offset", 0.0))
 
-    def _loaded(self) -> _Loaded:
-        key = str(self.weights.resolve())
-        loaded = _models.get(key)
-        if loaded is None:
-            with _lock:
-                loaded = _models.get(key)
-                if loaded is None:
-                    if not self.weights.exists():
-                        raise FileNotFoundError(f"gender classifier weights not found: {self.weights}")
-                    model = build_gender_model(backbone_weights=None, hidden=self.hidden)
-                    model.load_weights(self.weights)
-                    loaded = _models[key] = _Loaded(model)
-        return loaded
+    def _loaded(self) -> CompiledModel:
+        return _models.get_or_build(str(self.weights.resolve()), self._build)
+
+    def _build(self) -> CompiledModel:
+        if not self.weights.exists():
+            raise FileNotFoundError(f"gender classifier weights not found: {self.weights}")
+        model = build_gender_model(backbone_weights=None, hidden=self.hidden)
+        model.load_weights(self.weights)
+        return CompiledModel(model, INPUT_SIZE)
 
     def load(self):
         """Load the weights now (otherwise the first ``predict`` call does)."""
