@@ -255,7 +255,7 @@ def main(argv=None):
 
     import keras
 
-    from ml.gender import LABELS, VERSION, build_gender_model, build_head
+    from ml.gender import LABELS, build_gender_model, build_head
 
     started = time.time()
     train, holdout = catalogue_split(args.styles, args.images)
@@ -323,21 +323,30 @@ def main(argv=None):
     model = build_gender_model(backbone_weights="imagenet", head=head)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(args.out)
+    _write_record(args, argv, started, train, labels, history, val_accuracy,
+                  mode="head (frozen ImageNet backbone)",
+                  street_tagged_crops=street_counts,
+                  street_trained=bool(args.street_tagged and args.street_train),
+                  street_balanced=bool(args.street_tagged and args.street_train and args.street_balance),
+                  full_shot_logit_offset=offset,
+                  full_shot_calibration=calibration,
+                  holdout_photos=len(holdout),
+                  mirrored_training_copies=mirrored is not None and not args.no_flip)
+    return 0
+
+
+def _write_record(args, argv, started, train, labels, history, val_accuracy, **fields):
+    """The training record next to the weights (``<out>.json``): what the classifier reads, and how it was made."""
+    from ml.gender import LABELS, VERSION
+
     meta = {
         "version": VERSION,
         "labels": list(LABELS),
         "hidden": args.hidden,
         "input_size": 224,
-        "mode": "head (frozen ImageNet backbone)",
-        "street_tagged_crops": street_counts,
-        "street_trained": bool(args.street_tagged and args.street_train),
-        "street_balanced": bool(args.street_tagged and args.street_train and args.street_balance),
-        "full_shot_logit_offset": offset,
-        "full_shot_calibration": calibration,
+        **fields,
         "train_photos": int(len(train)),
         "train_counts": dict(zip(LABELS, np.bincount(labels, minlength=2).tolist())),
-        "holdout_photos": len(holdout),
-        "mirrored_training_copies": mirrored is not None and not args.no_flip,
         "early_stopping_val_accuracy": round(val_accuracy, 4),
         "epochs_run": len(history.history["loss"]),
         "minutes": round((time.time() - started) / 60, 1),
@@ -345,7 +354,6 @@ def main(argv=None):
     }
     Path(str(args.out) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta, indent=2))
-    return 0
 
 
 def _early_stopping_split(n):
@@ -358,7 +366,7 @@ def _early_stopping_split(n):
 def _train_tail(args, argv, train, ids, labels, started):
     import keras
 
-    from ml.gender import LABELS, VERSION, build_gender_model, build_head
+    from ml.gender import build_gender_model, build_head
 
     cache = args.features_cache
     if cache and cache.exists():
@@ -389,22 +397,9 @@ def _train_tail(args, argv, train, ids, labels, started):
     val_accuracy = float(max(history.history["val_accuracy"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     full.save_weights(args.out)
-    meta = {
-        "version": VERSION,
-        "labels": list(LABELS),
-        "hidden": args.hidden,
-        "input_size": 224,
-        "mode": "tail (features_17, features_18 fine-tuned + head)",
-        "train_photos": int(len(train)),
-        "train_counts": dict(zip(LABELS, np.bincount(labels, minlength=2).tolist())),
-        "mirrored_training_copies": True,
-        "early_stopping_val_accuracy": round(val_accuracy, 4),
-        "epochs_run": len(history.history["loss"]),
-        "minutes": round((time.time() - started) / 60, 1),
-        "command": "python -m ml.train_gender " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
-    Path(str(args.out) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(json.dumps(meta, indent=2))
+    _write_record(args, argv, started, train, labels, history, val_accuracy,
+                  mode="tail (features_17, features_18 fine-tuned + head)",
+                  mirrored_training_copies=True)
     return 0
 
 
