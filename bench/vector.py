@@ -152,9 +152,9 @@ class RecommenderQuery:
             elapsed = (time.perf_counter() - started) * 1000
         return [product_id for product_id, _ in hits], elapsed
 
-    def plan(self, vector, category, gender, filters):
-        """EXPLAIN of the approximate query ``_search`` sends (captured, not rebuilt)."""
-        from django.db import connection, transaction
+    def _sent_query(self, vector, category, gender, filters, number=0):
+        """(sql, params) of the approximate nearest-neighbour query ``search`` sends, or None."""
+        from django.db import connection
 
         captured = []
 
@@ -164,10 +164,17 @@ class RecommenderQuery:
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(capture):
-            self.search(vector, category, gender, filters)
-        if not captured:
+            self.search(vector, category, gender, filters, number=number)
+        return captured[0] if captured else None
+
+    def plan(self, vector, category, gender, filters):
+        """EXPLAIN of the approximate query ``_search`` sends (captured, not rebuilt)."""
+        from django.db import connection, transaction
+
+        captured = self._sent_query(vector, category, gender, filters)
+        if captured is None:
             return {"uses_hnsw_index": None, "hnsw_index": None, "plan": []}
-        sql, params = captured[0]
+        sql, params = captured
         with transaction.atomic(), connection.cursor() as cursor:
             self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
             cursor.execute("EXPLAIN " + sql, params)
@@ -182,18 +189,10 @@ class RecommenderQuery:
         """(planning ms, execution ms) PostgreSQL reports for the approximate query ``_search`` sends."""
         from django.db import connection, transaction
 
-        captured = []
-
-        def capture(execute, sql, params, many, context):
-            if "ORDER BY embedding" in sql and not sql.lstrip().upper().startswith("EXPLAIN"):
-                captured.append((sql, params))
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(capture):
-            self.search(vector, category, gender, filters, number=number)
-        if not captured:
+        captured = self._sent_query(vector, category, gender, filters, number=number)
+        if captured is None:
             return None
-        sql, params = captured[0]
+        sql, params = captured
         with transaction.atomic(), connection.cursor() as cursor:
             self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
