@@ -143,9 +143,14 @@ def _vector_literal(embedding):
     return "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
 
 
-def _where(category, genders, filters, exclude_ids):
+def _where(category, genders, filters, exclude_ids, model_version=None):
     clauses = ["is_inventory", "is_active"]
     params = []
+    if model_version:
+        # vectors of different embedders are not comparable: while `manage.py reindex` catches up after
+        # a model change, only vectors of the query's own model are candidates
+        clauses.append("model_version = %s")
+        params.append(model_version)
     if category:
         clauses.append("category = %s")
         params.append(category)
@@ -179,13 +184,14 @@ def configure_search(cursor, limit):
     )
 
 
-def nearest_products(cursor, embedding, *, category, genders, filters, exclude_ids=(), exact=False):
+def nearest_products(cursor, embedding, *, category, genders, filters, exclude_ids=(), exact=False,
+                     model_version=None):
     """``[(product_id, distance), …]``: the ``filters.k`` nearest inventory products, nearest first.
 
     Approximate (HNSW, iterative scan) unless ``exact``; call ``configure_search`` first in the same
-    transaction for the approximate form.
+    transaction for the approximate form. ``model_version``: only vectors of that embedder.
     """
-    where, params = _where(category, genders, filters, exclude_ids)
+    where, params = _where(category, genders, filters, exclude_ids, model_version)
     vector = _vector_literal(embedding)
     if exact:
         sql = (
@@ -206,15 +212,16 @@ def nearest_products(cursor, embedding, *, category, genders, filters, exclude_i
     return [(product_id, float(distance)) for product_id, distance in cursor.fetchall()]
 
 
-def _search(cursor, embedding, *, category, genders, filters, exclude_ids):
+def _search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None):
     found = nearest_products(
-        cursor, embedding, category=category, genders=genders, filters=filters, exclude_ids=exclude_ids
+        cursor, embedding, category=category, genders=genders, filters=filters, exclude_ids=exclude_ids,
+        model_version=model_version,
     )
     if len(found) < filters.k:
         # A filter so selective that the iterative scan stopped early: exact search over the B-tree index.
         found = nearest_products(
             cursor, embedding, category=category, genders=genders, filters=filters,
-            exclude_ids=exclude_ids, exact=True,
+            exclude_ids=exclude_ids, exact=True, model_version=model_version,
         )
     return found
 
@@ -327,6 +334,7 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
             hits.append((row, _search(
                 cursor, row.article.embedding, category=row.category,
                 genders=settings.compatible_genders(gender), filters=filters, exclude_ids=excluded,
+                model_version=row.article.model_version or None,
             )))
     _fill(hits)
     return rows
@@ -364,6 +372,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
             category=found.category, x1=x1, y1=y1, x2=x2, y2=y2, confidence=float(found.confidence),
             gender=chosen_gender or "", embedding=np.asarray(found.embedding, dtype=np.float32),
         ))
+    embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder") or None
     rows = _rows_for([(None, articles)], None)
     if not rows:
         whole = DetectedArticle(
@@ -383,6 +392,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
             hits.append((row, _search(
                 cursor, row.article.embedding, category=row.category or None,
                 genders=settings.compatible_genders(chosen_gender), filters=filters, exclude_ids=(),
+                model_version=embedder_version,
             )))
     _fill(hits)
     return SearchResult(

@@ -86,7 +86,7 @@ def add_article(analysis, category, embedding, *, inventory=False, box=(0.2, 0.1
 
 def bulk_inventory(specs):
     """Many inventory products fast: ``specs`` is a list of dicts (category, gender, colour, price, embedding,
-    active). Returns the products, in order. Images are rows only (no files): the query never reads them."""
+    active, model_version). Returns the products, in order. Images are rows only (no files): the query never reads them."""
     products = []
     for spec in specs:
         number = next(_counter)
@@ -113,7 +113,8 @@ def bulk_inventory(specs):
             analysis=analysis, product=product, category=product.look_category, x1=0, y1=0, x2=1, y2=1,
             confidence=1.0, gender=product.gender, base_colour=product.base_colour.lower(), price=product.price,
             is_active=product.is_active, is_inventory=True, is_whole_image=True,
-            embedding=np.asarray(spec["embedding"], dtype=np.float32), model_version="test",
+            embedding=np.asarray(spec["embedding"], dtype=np.float32),
+            model_version=spec.get("model_version", "test"),
         )
         for analysis, product, spec in zip(analyses, products, specs)
     ])

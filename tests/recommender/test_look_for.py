@@ -44,6 +44,18 @@ def test_nearest_first_matches_exact_cosine(look, rng):
     assert got[0] == expected[0]
 
 
+def test_vectors_of_another_embedder_are_never_candidates(look, rng):
+    """After a model change, products not yet re-analysed (older vectors) wait for `reindex`."""
+    query = look["top"].embedding
+    stale = bulk_inventory([{"category": "top", "embedding": query, "model_version": "older-embedder"}
+                            for _ in range(12)])
+    current = bulk_inventory([{"category": "top", "embedding": near(query, rng, 0.8)} for _ in range(12)])
+    rows = rows_by_category(look_for(look["product"], k=8))
+    shown = {p.pk for p in rows["top"].recommendations}
+    assert len(shown) == 8 and shown <= {p.pk for p in current}
+    assert not shown & {p.pk for p in stale}
+
+
 def test_gender_never_crosses(look, rng):
     query = look["top"].embedding
     # Women's tops identical to the article: nearest of all, never shown for a men's look.
