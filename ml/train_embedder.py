@@ -46,6 +46,12 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=int, default=5, help="hold-out retrieval check every N epochs (0: never)")
     p.add_argument("--version", default="embed-mnv2-pa-v1", help="version string stored with every vector")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init-from", type=Path, default=None, metavar="WEIGHTS",
+                   help="start from an earlier embedder (backbone + head, same --dim); the proxies start at the "
+                        "class means of its clean training-side embeddings")
+    p.add_argument("--clean-fraction", type=float, default=0.0,
+                   help="share of training views that are the clean letterboxed catalogue photo (random flip) "
+                        "instead of a crop-like augmentation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only N training products (smoke runs)")
     p.add_argument("--study", action="store_true", help="head-only loss comparison on frozen features, then exit")
@@ -134,8 +140,9 @@ def combined_loss(kind, emb, labels, proxies, colour_weight):
 class BatchLoader:
     """Background threads producing augmented batches (uint8 images, index arrays)."""
 
-    def __init__(self, products, batch_size, size, seed, steps, workers=2):
+    def __init__(self, products, batch_size, size, seed, steps, workers=2, clean_fraction=0.0):
         self.products, self.batch_size, self.size = products, batch_size, size
+        self.clean_fraction = clean_fraction
         self.rng = np.random.default_rng(seed)
         self.steps = steps
         self.queue: queue.Queue = queue.Queue(maxsize=6)
@@ -146,11 +153,17 @@ class BatchLoader:
     def _one(self, args):
         from PIL import Image
 
-        from ml.product_photos import augment_like_a_crop
+        from ml.product_photos import augment_like_a_crop, letterbox
 
         index, seed = args
+        rng = np.random.default_rng(seed)
         with Image.open(self.products[index].image_path) as im:
-            view = augment_like_a_crop(im, np.random.default_rng(seed), self.size)
+            if rng.random() < self.clean_fraction:
+                view = letterbox(im, self.size)
+                if rng.random() < 0.5:
+                    view = view.transpose(Image.FLIP_LEFT_RIGHT)
+            else:
+                view = augment_like_a_crop(im, rng, self.size)
         return np.asarray(view, dtype=np.uint8)
 
     def _produce(self):
@@ -198,28 +211,63 @@ def _log(path: Path, record: dict):
         fh.write(line + "\n")
 
 
-def hold_out_check(model, train, held, size, limit_queries=None):
-    """Retrieval metrics (no filters, k=10) of the current model: train side as catalogue."""
+def clean_embeddings(model, products, size, batch=64):
+    """Embeddings of the clean letterboxed catalogue photos."""
     from PIL import Image
 
-    from ml.evaluation.retrieval import evaluate_embeddings
     from ml.product_photos import letterbox
 
     import tensorflow as tf
 
     run = tf.function(lambda x: model(x, training=False),
                       input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
+    out = []
+    for s in range(0, len(products), batch):
+        images = np.stack([np.asarray(letterbox(Image.open(p.image_path), size), np.float32)
+                           for p in products[s:s + batch]])
+        out.append(run(images).numpy())
+    return np.concatenate(out)
 
-    def embed(products):
-        out = []
-        for s in range(0, len(products), 64):
-            batch = np.stack([np.asarray(letterbox(Image.open(p.image_path), size), np.float32)
-                              for p in products[s:s + 64]])
-            out.append(run(batch).numpy())
-        return np.concatenate(out)
+
+def class_means(embeddings, codes, n_classes):
+    """L2-normalised mean embedding of every class (proxy initialisation)."""
+    means = np.zeros((n_classes, embeddings.shape[1]), np.float32)
+    np.add.at(means, codes, embeddings)
+    return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+
+
+def fit_proxies(proxies, embeddings, labels, args, steps=1500):
+    """Fit only the proxies to fixed embeddings, so fine-tuning starts from a settled loss."""
+    import keras
+    import tensorflow as tf
+
+    x = tf.constant(embeddings)
+    codes = [tf.constant(labels.codes[n]) for n in LabelSets.NAMES]
+    opt = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def step(idx):
+        with tf.GradientTape() as tape:
+            loss = combined_loss(args.loss, tf.gather(x, idx), [tf.gather(c, idx) for c in codes], proxies,
+                                 args.colour_weight)
+        opt.apply_gradients(zip(tape.gradient(loss, proxies), proxies))
+        return loss
+
+    rng = np.random.default_rng(args.seed)
+    batches = [tf.constant(rng.choice(len(embeddings), min(args.batch_size, len(embeddings)), replace=False), tf.int32)
+               for _ in range(steps)]
+    first = float(np.mean([float(step(b)) for b in batches[:20]]))
+    last = [float(step(b)) for b in batches[20:]]
+    return first, float(np.mean(last[-100:]))
+
+
+def hold_out_check(model, train, held, size, limit_queries=None):
+    """Retrieval metrics (no filters, k=10) of the current model: train side as catalogue."""
+    from ml.evaluation.retrieval import evaluate_embeddings
 
     queries = held[:limit_queries] if limit_queries else held
-    metrics = evaluate_embeddings(embed(train), train, embed(queries), queries, 10, "none")
+    metrics = evaluate_embeddings(clean_embeddings(model, train, size), train,
+                                  clean_embeddings(model, queries, size), queries, 10, "none")
     f = metrics["frequent_article_types"]
     return {"articleType_p@10": f["articleType"]["precision@10"], "articleType_all10": f["articleType"]["tol0"],
             "gender+articleType_all10": f["gender+articleType"]["tol0"], "baseColour_p@10": f["baseColour"]["precision@10"]}
@@ -258,6 +306,14 @@ def train(args):
                 v.assign(data[n])
         start_epoch = state["epoch"]
         _log(log_path, {"event": "resume", "epoch": start_epoch})
+    elif args.init_from:
+        model.load_weights(args.init_from)
+        clean = clean_embeddings(model, train_set, args.size)
+        for v, n in zip(proxies, LabelSets.NAMES):
+            v.assign(class_means(clean, labels.codes[n], v.shape[0]))
+        before, after = fit_proxies(proxies, clean, labels, args)
+        _log(log_path, {"event": "init_from", "weights": str(args.init_from),
+                        "proxy_loss_before": round(before, 3), "proxy_loss_after": round(after, 3)})
 
     steps_per_epoch = max(1, len(train_set) // args.batch_size)
     total_steps = steps_per_epoch * args.epochs
@@ -295,7 +351,8 @@ def train(args):
 
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
-        loader = BatchLoader(train_set, args.batch_size, args.size, seed=args.seed * 1000 + epoch, steps=steps_per_epoch)
+        loader = BatchLoader(train_set, args.batch_size, args.size, seed=args.seed * 1000 + epoch, steps=steps_per_epoch,
+                             clean_fraction=args.clean_fraction)
         losses = []
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=30)
         for images, idx in bar:
