@@ -12,7 +12,10 @@ comparison of the losses on frozen features that chose the default (see ml/weigh
 Data: the fixed 80 % training side of ``ml.product_photos.split_ids`` (the evaluation's hold-out
 is never seen), augmented by ``augment_like_a_crop``. Every epoch writes ``<out>`` (weights the app
 loads), ``<out>.ckpt/`` (head proxies, epoch, history) and a line in ``<out>.log``; ``--resume``
-continues from the checkpoint (optimizer moments restart).
+continues from the checkpoint (optimizer moments restart). ``--init-from W`` starts a new cycle
+from an earlier embedder W (its proxies are first fitted to W's clean embeddings, so the backbone
+is not shaken by random proxies); ``--clean-fraction`` makes that share of the views the clean
+letterboxed catalogue photo, as the catalogue side of a search is.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--colour-weight", type=float, default=0.3)
     p.add_argument("--lr", type=float, default=2e-4, help="backbone learning rate (head x5, proxies x50)")
     p.add_argument("--eval-every", type=int, default=5, help="hold-out retrieval check every N epochs (0: never)")
-    p.add_argument("--version", default="embed-mnv2-pa-v1", help="version string stored with every vector")
+    p.add_argument("--version", default="embed-mnv2-pa-v2", help="version string stored with every vector")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init-from", type=Path, default=None, metavar="WEIGHTS",
                    help="start from an earlier embedder (backbone + head, same --dim); the proxies start at the "
