@@ -90,6 +90,10 @@ class ProductAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).with_primary_image().annotate(image_total=Count("images"))
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        form.instance.settle_primary_image()
+
     @admin.display(description="")
     def thumbnail(self, product):
         return image_tag(product.primary_image, THUMBNAIL_SIZE)
@@ -137,6 +141,10 @@ class ProductImageAdmin(admin.ModelAdmin):
     readonly_fields = ["preview", "width", "height", "sha256", "created_at", "updated_at"]
     fields = ["product", "file", "preview", "position", "is_primary", "width", "height", "sha256",
               "created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        obj.product.settle_primary_image(prefer=obj)
 
     @admin.display(description="")
     def thumbnail(self, image):

@@ -80,6 +80,20 @@ class Product(models.Model):
     def is_outfit(self):
         return self.master_category == OUTFIT_CATEGORY
 
+    def settle_primary_image(self, prefer=None):
+        """Exactly one primary image when the product has images: ``prefer`` (an image just saved as primary),
+        else the one marked primary first in display order, else the first image (an image added through the
+        admin without ticking "primary")."""
+        images = list(self.images.order_by("-is_primary", "position", "id").values_list("pk", "is_primary"))
+        if not images:
+            return
+        keep, marked = images[0]
+        if prefer is not None and prefer.is_primary and prefer.product_id == self.pk:
+            keep, marked = prefer.pk, True
+        self.images.filter(is_primary=True).exclude(pk=keep).update(is_primary=False)
+        if not marked:
+            self.images.filter(pk=keep).update(is_primary=True)
+
     @property
     def primary_image(self):
         images = list(self.images.all())

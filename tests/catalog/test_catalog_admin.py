@@ -83,3 +83,25 @@ def test_admin_accepts_a_good_upload(admin_client, stocked):
     assert response.status_code == 302
     image = dress.images.get(position=1)
     assert (image.width, image.height) == (120, 90) and image.file.name.endswith(".webp")
+
+
+@pytest.mark.django_db
+def test_admin_keeps_exactly_one_primary_image(admin_client):
+    def inline(n, name, **extra):
+        return {f"images-{n}-position": str(n),
+                f"images-{n}-file": SimpleUploadedFile(name, image_bytes((90, 120), colour=(10 * n, 90, 40)),
+                                                       content_type="image/jpeg"), **extra}
+
+    form = {"sku": "PRIM-1", "name": "Primary test", "price": "9", "is_active": "on", "gender": "Women",
+            "images-TOTAL_FORMS": "2", "images-INITIAL_FORMS": "0", "images-MIN_NUM_FORMS": "0",
+            "images-MAX_NUM_FORMS": "1000", **inline(0, "front.jpg"), **inline(1, "back.jpg")}
+    assert admin_client.post("/admin/catalog/product/add/", form).status_code == 302
+    product = Product.objects.get(sku="PRIM-1")
+    # nobody ticked "primary": the first image becomes it, so the shop and the analysis have a main photo
+    assert list(product.images.order_by("position").values_list("is_primary", flat=True)) == [True, False]
+    # a new image ticked "primary" in the image admin takes over; still exactly one
+    photo = SimpleUploadedFile("new.jpg", image_bytes((90, 120), colour=(1, 2, 3)), content_type="image/jpeg")
+    response = admin_client.post("/admin/catalog/productimage/add/",
+                                 {"product": product.pk, "file": photo, "position": 5, "is_primary": "on"})
+    assert response.status_code == 302
+    assert list(product.images.filter(is_primary=True).values_list("position", flat=True)) == [5]
