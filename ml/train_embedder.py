@@ -218,17 +218,13 @@ def clean_embeddings(model, products, size, batch=64):
     """Embeddings of the clean letterboxed catalogue photos."""
     from PIL import Image
 
-    from ml.product_photos import letterbox
+    from ml.embed import _letterbox_batch
+    from ml.loading import CompiledModel
 
-    import tensorflow as tf
-
-    run = tf.function(lambda x: model(x, training=False),
-                      input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
+    run = CompiledModel(model, size).run
     out = []
     for s in range(0, len(products), batch):
-        images = np.stack([np.asarray(letterbox(Image.open(p.image_path), size), np.float32)
-                           for p in products[s:s + batch]])
-        out.append(run(images).numpy())
+        out.append(run(_letterbox_batch([Image.open(p.image_path) for p in products[s:s + batch]], size)).numpy())
     return np.concatenate(out)
 
 
@@ -474,17 +470,17 @@ def refit_head(args):
     import tensorflow as tf
     from PIL import Image
 
-    from ml.embed import build_embedding_model
+    from ml.embed import _letterbox_batch, build_embedding_model
     from ml.evaluation.retrieval import evaluate_embeddings
-    from ml.product_photos import augment_like_a_crop, is_held_out, letterbox, read_styles, split_ids
+    from ml.loading import CompiledModel
+    from ml.product_photos import augment_like_a_crop, is_held_out, read_styles, split_ids
 
     log_path = Path(str(args.out) + ".log")
     meta = json.loads(Path(str(args.refit_head) + ".json").read_text())
     size, dim = int(meta["input_size"]), int(meta["dim"])
     model = build_embedding_model(dim, size, backbone_weights=None)
     model.load_weights(args.refit_head)
-    pooled = keras.Model(model.input, model.get_layer("embedding_pool").output)
-    run = tf.function(lambda x: pooled(x, training=False), input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
+    run = CompiledModel(keras.Model(model.input, model.get_layer("embedding_pool").output), size).run
     dense = model.get_layer("embedding_projection")
 
     train_side, _ = split_ids(read_styles(args.styles, args.images))
@@ -501,7 +497,7 @@ def refit_head(args):
 
         for s in tqdm(range(0, len(train_side), 64), desc="features", mininterval=30):
             photos = [Image.open(p.image_path).convert("RGB") for p in train_side[s:s + 64]]
-            clean_rows.append(run(np.stack([np.asarray(letterbox(im, size), np.float32) for im in photos])).numpy())
+            clean_rows.append(run(_letterbox_batch(photos, size)).numpy())
             aug_rows.append(run(np.stack([np.asarray(augment_like_a_crop(im, rng, size), np.float32) for im in photos])).numpy())
         clean, augmented = np.concatenate(clean_rows), np.concatenate(aug_rows)
         np.savez(cache, clean=clean, augmented=augmented)
@@ -530,8 +526,7 @@ def refit_head(args):
             return loss
 
         rng = np.random.default_rng(0)
-        # proxies first (head frozen at the trained solution), then both
-        for i in range(args.refit_steps):
+        for _ in range(args.refit_steps):
             step(tf.constant(rng.choice(len(rows) * 2, args.batch_size, replace=False), tf.int32))
         return head
 

@@ -334,7 +334,7 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
             hits.append((row, _search(
                 cursor, row.article.embedding, category=row.category,
                 genders=settings.compatible_genders(gender), filters=filters, exclude_ids=excluded,
-                model_version=row.article.model_version or None,
+                model_version=row.article.model_version,
             )))
     _fill(hits)
     return rows
@@ -372,7 +372,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
             category=found.category, x1=x1, y1=y1, x2=x2, y2=y2, confidence=float(found.confidence),
             gender=chosen_gender or "", embedding=np.asarray(found.embedding, dtype=np.float32),
         ))
-    embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder") or None
+    embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder")
     rows = _rows_for([(None, articles)], None)
     if not rows:
         whole = DetectedArticle(
