@@ -4,7 +4,7 @@ Phases (``--only`` picks some):
 
 - ``vector``: N synthetic clustered article vectors loaded by COPY into the real ``DetectedArticle`` table of
   a bench-only database, the HNSW index rebuilt after the load, then the same queries through the
-  recommender's own per-article query (``recommender.services``), FAISS ``IndexFlatIP`` per category and
+  recommender's own per-article query (``recommender.queries``), FAISS ``IndexFlatIP`` per category and
   numpy brute force; recall@10 against exact search, an ``hnsw.ef_search`` sweep and a 1%-selective colour
   filter.
 - ``widget``: the product page with ``{% buy_the_look product %}`` over the same data, cache off and on.

@@ -72,7 +72,7 @@ def full_shots(photos, runs, warmup=3, progress=True):
 def create_catalogue(products_dir, count, media_root):
     """Products and images (files copied into ``media_root``) from ``styles.csv``; returns image ids."""
     from catalog.models import Product, ProductImage
-    from catalog.taxonomy import look_category_for
+    from recommender.taxonomy import look_category_for
 
     products_dir = Path(products_dir)
     with open(products_dir / "styles.csv", newline="", encoding="utf-8") as handle:

@@ -149,7 +149,7 @@ def markdown(report, json_path=None):
         out.append(_table(
             ["method", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", "short results", "notes"],
             [
-                (f"pgvector HNSW via recommender.services (ef_search {vector['ef_search_default']})", pg["p50_ms"],
+                (f"pgvector HNSW via recommender.queries (ef_search {vector['ef_search_default']})", pg["p50_ms"],
                  pg["p95_ms"], pg["p99_ms"], pg[f"recall_at_{k}"], pg["short_results"],
                  f"exact fallbacks {pg['exact_fallbacks']}; plan uses {', '.join(pg.get('indexes_used') or []) or '–'}"),
                 (f"FAISS IndexFlatIP per category, gender filter on top {k * faiss['overfetch']}", faiss["p50_ms"],

@@ -1,6 +1,6 @@
 """Vector search: the recommender's per-article query against FAISS flat and numpy brute force.
 
-The pgvector side goes through ``recommender.services`` exactly as ``look_for`` does for each article of
+The pgvector side goes through ``recommender.queries`` exactly as ``look_for`` does for each article of
 a look: ``configure_search`` in a transaction, then ``_search`` (``nearest_products`` on the HNSW index with
 pgvector's iterative scan, and the exact fallback when fewer than k products came back). Only the
 ``hnsw.ef_search`` sweep overrides one setting after ``configure_search``.
@@ -99,36 +99,37 @@ class FlatFaiss:
 
 @contextmanager
 def count_exact_fallbacks(counter):
-    """Count the exact-fallback queries ``recommender.services._search`` issues (wraps, changes nothing)."""
-    from recommender import services
+    """Count the exact-fallback queries ``recommender.queries.search`` issues (wraps, changes nothing)."""
+    from recommender import queries
 
-    original = services.nearest_products
+    original = queries.nearest_products
 
     def counting(*args, **kwargs):
         if kwargs.get("exact"):
             counter["exact"] += 1
         return original(*args, **kwargs)
 
-    services.nearest_products = counting
+    queries.nearest_products = counting
     try:
         yield counter
     finally:
-        services.nearest_products = original
+        queries.nearest_products = original
 
 
 class RecommenderQuery:
     """The recommender's own per-article query, as ``look_for`` runs it."""
 
     def __init__(self, exclude_ids):
-        from recommender import services
+        from recommender import filters, queries
         from recommender.conf import settings
 
-        self.services = services
+        self.filter_module = filters
+        self.queries = queries
         self.settings = settings
         self.exclude_ids = list(exclude_ids) or [0]
 
     def filters(self, k, colour=None):
-        return self.services.Filters.build(k=k, colours=[COLOURS[colour]] if colour is not None else None)
+        return self.filter_module.Filters.build(k=k, colours=[COLOURS[colour]] if colour is not None else None)
 
     def search(self, vector, category, gender, filters, *, ef_search=None, number=0, exact=False):
         """(product ids, milliseconds) of one query; ``ef_search`` overrides ``hnsw.ef_search``."""
@@ -137,16 +138,16 @@ class RecommenderQuery:
         genders = self.settings.compatible_genders(GENDERS[gender])
         excluded = {self.exclude_ids[number % len(self.exclude_ids)]}
         with transaction.atomic(), connection.cursor() as cursor:
-            self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
+            self.queries.configure_search(cursor, filters.k * self.settings.OVERFETCH)
             if ef_search is not None:
                 cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search))])
             started = time.perf_counter()
             if exact:
-                hits = self.services.nearest_products(
+                hits = self.queries.nearest_products(
                     cursor, vector, category=CATEGORIES[category], genders=genders, filters=filters,
                     exclude_ids=excluded, exact=True)
             else:
-                hits = self.services._search(
+                hits = self.queries.search(
                     cursor, vector, category=CATEGORIES[category], genders=genders, filters=filters,
                     exclude_ids=excluded)
             elapsed = (time.perf_counter() - started) * 1000
@@ -176,7 +177,7 @@ class RecommenderQuery:
             return {"uses_hnsw_index": None, "hnsw_index": None, "plan": []}
         sql, params = captured
         with transaction.atomic(), connection.cursor() as cursor:
-            self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
+            self.queries.configure_search(cursor, filters.k * self.settings.OVERFETCH)
             cursor.execute("EXPLAIN " + sql, params)
             lines = [re.sub(r"'\[[-0-9.e,]+\]'", "'[…]'", row[0]) for row in cursor.fetchall()]
         used = [match.group(1) or match.group(2) for line in lines
@@ -194,7 +195,7 @@ class RecommenderQuery:
             return None
         sql, params = captured
         with transaction.atomic(), connection.cursor() as cursor:
-            self.services.configure_search(cursor, filters.k * self.settings.OVERFETCH)
+            self.queries.configure_search(cursor, filters.k * self.settings.OVERFETCH)
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
             plan = cursor.fetchone()[0]
         plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -309,7 +310,7 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         "query_filter": "category + gender (the recommender's gender policy: Men→Men|Unisex, Women→Women|Unisex)",
         "ef_search_default": int(max(settings.EF_SEARCH, k * settings.OVERFETCH)),
         "overfetch": settings.OVERFETCH,
-        "pgvector": {**default, "path": "recommender.services.configure_search + _search (look_for's per-article query)",
+        "pgvector": {**default, "path": "recommender.queries.configure_search + search (look_for's per-article query)",
                      "uses_hnsw_index": plan["uses_hnsw_index"], "hnsw_index": plan["hnsw_index"],
                      "indexes_used": plan.get("indexes_used"), "plan": plan["plan"]},
         "server_side": {"queries": len(execution), "execution": percentiles(execution),

@@ -80,7 +80,7 @@ def _look_for_only(product_ids, progress):
     from django.test.utils import CaptureQueriesContext
 
     from catalog.models import Product
-    from recommender.services import look_for
+    from recommender.looks import look_for
 
     products = {product.pk: product for product in Product.objects.filter(pk__in=product_ids)}
     times, queries, rows = [], [], []

@@ -1,18 +1,16 @@
 """Admin of the catalogue: products (thumbnail, filters, search, image inlines, bulk (de)activation) and
 product images.
 
-``ProductAdmin``, ``ProductImageAdmin`` and ``ProductImageInline`` are importable so that another app (the
-recommender) can subclass them and re-register, e.g.::
-
-    admin.site.unregister(ProductImage)
-    @admin.register(ProductImage)
-    class AnalysedImageAdmin(ProductImageAdmin): ...
+The look analysis appears through the recommender's opt-in admin mixins (``recommender.admin``): the image
+inline gets an "analysis" column, the image admin the status, the photo with its boxes, gender and timings.
 """
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count
 from django.utils.html import format_html
 from django.utils.translation import ngettext
+
+from recommender.admin import InlineAnalysisMixin, ProductImageAnalysisMixin
 
 from .models import Product, ProductImage
 from .validation import CheckedImageFormField
@@ -32,7 +30,7 @@ def image_tag(image, size):
     )
 
 
-class ProductImageInline(admin.TabularInline):
+class ProductImageInline(InlineAnalysisMixin, admin.TabularInline):
     model = ProductImage
     extra = 1
     formfield_overrides = IMAGE_FIELD_OVERRIDES
@@ -130,7 +128,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProductImage)
-class ProductImageAdmin(admin.ModelAdmin):
+class ProductImageAdmin(ProductImageAnalysisMixin, admin.ModelAdmin):
     list_display = ["thumbnail", "product", "position", "is_primary", "width", "height", "created_at"]
     list_display_links = ["thumbnail", "product"]
     list_filter = ["is_primary", "product__look_category", "product__gender"]
@@ -141,6 +139,7 @@ class ProductImageAdmin(admin.ModelAdmin):
     readonly_fields = ["preview", "width", "height", "sha256", "created_at", "updated_at"]
     fields = ["product", "file", "preview", "position", "is_primary", "width", "height", "sha256",
               "created_at", "updated_at"]
+    actions = ["reanalyse_images"]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

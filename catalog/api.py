@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from .forms import LOOKS
 from .models import OUTFIT_CATEGORY, Product
 from .serializers import ProductImageSerializer, ProductImageUploadSerializer, ProductSerializer, attach_image
-from .taxonomy import LOOK_CATEGORIES
+from recommender.taxonomy import LOOK_CATEGORIES
 
 READ_ACTIONS = {"list", "retrieve", "images"}
 

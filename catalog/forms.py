@@ -3,7 +3,7 @@ from django import forms
 from django.db.models import Q
 
 from .models import OUTFIT_CATEGORY, Gender, Product
-from .taxonomy import LOOK_CATEGORIES
+from recommender.taxonomy import LOOK_CATEGORIES
 
 LOOKS = "looks"  # the "look" filter value that lists outfit photos
 LOOK_FILTER_LABELS = {"top": "Tops", "bottom": "Bottoms", "dress": "Dresses", "footwear": "Shoes", "bag": "Bags",

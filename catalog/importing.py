@@ -19,6 +19,8 @@ from django.core.files import File
 from django.db import transaction
 from django.utils.text import slugify
 
+from recommender.hooks import defer_analysis
+
 from .models import OUTFIT_CATEGORY, Gender, Product, ProductImage
 from .pricing import suggested_price
 from .validation import EXTENSION_FOR_FORMAT, validate_image_upload
@@ -246,8 +248,11 @@ class ProductWriter:
                 raise
 
 
+@defer_analysis()
 def import_catalogue(styles_path, images_dir, limit=None, progress=None):
-    """Import a styles.csv (+ ``<id>.jpg`` photos); returns an ``ImportSummary``."""
+    """Import a styles.csv (+ ``<id>.jpg`` photos); returns an ``ImportSummary``.
+
+    A bulk import: new images are only marked "queued" when no worker runs (``manage.py analyse --pending``)."""
     summary = ImportSummary()
     writer = ProductWriter(summary)
     images_dir = Path(images_dir) if images_dir else None
@@ -309,6 +314,7 @@ def look_values(stem):
     }
 
 
+@defer_analysis()
 def import_looks(photos_dir, limit=None, progress=None):
     """Import full-body photos as "Outfit" products (SKU ``look-<stem>``, no gender, not for sale)."""
     summary = ImportSummary()

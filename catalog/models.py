@@ -8,7 +8,7 @@ from django.db import models, transaction
 from django.urls import reverse
 from django.utils.text import slugify
 
-from .taxonomy import LOOK_CATEGORY_CHOICES, look_category_for
+from recommender.taxonomy import LOOK_CATEGORY_CHOICES, look_category_for
 from .validation import validate_image_field
 
 

@@ -2,7 +2,11 @@
 
 - ``product_image_changed(sender=ProductImage, image=..., created=bool)``: a product image was
   created or its file replaced; sent after the transaction commits.
+- ``product_image_deleted(sender=ProductImage, image=...)``: a product image was deleted; after commit.
 - ``product_changed(sender=Product, product=...)``: a product was saved or deleted.
+
+The demo shop's product adapter (``catalog.adapter.CatalogAdapter.connect``) turns them into calls of
+``recommender.hooks``.
 """
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -10,6 +14,7 @@ from django.dispatch import Signal, receiver
 
 product_image_changed = Signal()
 product_changed = Signal()
+product_image_deleted = Signal()
 
 
 @receiver(post_save, sender="catalog.ProductImage")
@@ -38,3 +43,4 @@ def _delete_image_file(sender, instance, **kwargs):
     if name:
         storage = instance.file.storage
         transaction.on_commit(lambda: storage.delete(name))
+    transaction.on_commit(lambda: product_image_deleted.send(sender=sender, image=instance))

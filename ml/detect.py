@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ml.boxes import iou
 from ml.loading import ModelCache
+from ml.taxonomy import LOOK_CATEGORIES
 
-CATEGORIES = ("top", "bottom", "dress", "footwear", "bag")
+CATEGORIES = LOOK_CATEGORIES
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "detector.weights.h5"
 PAD_VALUE = 114
@@ -220,19 +222,11 @@ def _load_model(weights_path: Path, image_size, fpn_depth, flip_tta=False) -> Pr
     return _models.get_or_build(key, lambda: _build_predictor(Path(weights_path), image_size, fpn_depth, flip_tta))
 
 
-def _iou(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _drop_cross_class_duplicates(found: list[Detection]) -> list[Detection]:
     """Keep, of detections (sorted by confidence) overlapping more than DUPLICATE_IOU, the first."""
     kept: list[Detection] = []
     for d in found:
-        if all(_iou(d.box, k.box) <= DUPLICATE_IOU for k in kept):
+        if all(iou(d.box, k.box) <= DUPLICATE_IOU for k in kept):
             kept.append(d)
     return kept
 

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CATEGORIES = ("top", "bottom", "dress", "footwear", "bag")
-TAXONOMY_PATH = Path(__file__).with_name("categories.json")
+from ml.taxonomy import LOOK_CATEGORIES, TAXONOMY_PATH
+
+CATEGORIES = LOOK_CATEGORIES
 BOXES_VERSION = 3  # bump when the derivation below changes (invalidates caches)
 
 # Work resolution for masks: the long side is scaled to this many pixels.

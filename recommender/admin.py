@@ -1,10 +1,17 @@
-"""Admin of the recommender: analyses (status filter, boxes drawn, "re-analyse" action), and the catalogue's
-product image admin extended with the analysis status, the photo with its boxes, the gender and timings.
+"""Admin of the recommender: image analyses (status filter, boxes drawn, "re-analyse" action).
+
+For the shop's own admin, opt-in mixins (the recommender never re-registers another app's admin)::
+
+    from recommender.admin import InlineAnalysisMixin, ProductImageAnalysisMixin
+
+    class ProductImageAdmin(ProductImageAnalysisMixin, admin.ModelAdmin): ...   # status, boxes, gender, timings
+    class ProductImageInline(InlineAnalysisMixin, admin.TabularInline): ...     # an "analysis" column
+
+``ProductImageAnalysisMixin`` also offers the action ``"reanalyse_images"`` (add it to ``actions``).
 
 The embedding column never appears in a form (``editable=False`` and excluded here): a 256-float text
 field is useless to edit and slow to render.
 """
-from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.db.models import Count
@@ -30,8 +37,10 @@ def status_badge(status):
 
 
 def overlay_html(image, analysis):
+    """The image (an instance of the shop's image model) with the analysis' boxes drawn over it."""
     articles = list(analysis.articles.all()) if analysis else []
-    return mark_safe(render_to_string("recommender/admin/overlay.html", {"image": image, "articles": articles}))
+    facts = settings.adapter.image_facts(image)
+    return mark_safe(render_to_string("recommender/admin/overlay.html", {"image": facts, "articles": articles}))
 
 
 def timings_html(analysis):
@@ -63,7 +72,7 @@ EAGER_ACTION_LIMIT = 10
 def queue_again(image_ids):
     """Queue (or, without a broker, run) new analyses; returns how many were sent."""
     from .analysis import mark_queued
-    from .signals import is_eager, queue_analysis
+    from .hooks import is_eager, queue_analysis
 
     defer = is_eager() and len(image_ids) > EAGER_ACTION_LIMIT
     sent = 0
@@ -104,8 +113,7 @@ class ImageAnalysisAdmin(admin.ModelAdmin):
     list_display = ["image_thumb", "product_link", "status_display", "is_full_shot", "gender_display",
                     "article_count", "total_time", "attempts", "finished_at"]
     list_filter = ["status", "is_full_shot", "gender_source", "gender"]
-    search_fields = ["image__product__sku", "image__product__name", "error"]
-    list_select_related = ["image__product"]
+    list_select_related = ["image", "product"]
     actions = ["reanalyse"]
     inlines = [DetectedArticleInline]
     readonly_fields = ["image_link", "status_display", "error", "overlay", "is_full_shot", "pose_score",
@@ -116,6 +124,9 @@ class ImageAnalysisAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_articles=Count("articles"))
+
+    def get_search_fields(self, request):
+        return [*settings.adapter.admin_search_fields, "error"]
 
     def has_add_permission(self, request):
         return False
@@ -131,11 +142,14 @@ class ImageAnalysisAdmin(admin.ModelAdmin):
 
     @admin.display(description="image")
     def image_thumb(self, obj):
-        return format_html('<img src="{}" alt="" style="height:56px;width:auto;border-radius:4px">', obj.image.file.url)
+        url = settings.adapter.image_facts(obj.image).url
+        return format_html('<img src="{}" alt="" style="height:56px;width:auto;border-radius:4px">', url)
 
-    @admin.display(description="product", ordering="image__product__name")
+    @admin.display(description="product", ordering="product")
     def product_link(self, obj):
-        product = obj.image.product
+        product = obj.product
+        if product is None:
+            return "—"
         meta = product._meta
         try:
             url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[product.pk])
@@ -263,24 +277,6 @@ class ProductImageAnalysisMixin:
         report_queued(self, request, len(ids), queue_again(ids))
 
 
-def extend_product_image_admin(site=admin.site):
-    ProductImage = apps.get_model(settings.PRODUCT_IMAGE_MODEL)
-    existing = site._registry.get(ProductImage)
-    base = type(existing) if existing is not None else admin.ModelAdmin
-    attrs = {
-        "actions": [*(getattr(base, "actions", None) or []), "reanalyse_images"],
-        "__module__": __name__,
-    }
-    if existing is None:
-        attrs.update(list_display=["__str__", "product", "is_primary", "position"], search_fields=["product__sku", "product__name"],
-                     list_select_related=["product"])
-    admin_class = type("ProductImageAdmin", (ProductImageAnalysisMixin, base), attrs)
-    if existing is not None:
-        site.unregister(ProductImage)
-    site.register(ProductImage, admin_class)
-    return admin_class
-
-
 class InlineAnalysisMixin:
     """Adds an "analysis" column (status badge linking to the analysis) to a product image inline."""
 
@@ -309,26 +305,3 @@ class InlineAnalysisMixin:
         elif analysis.status == ImageAnalysis.Status.FAILED:
             details = f" {analysis.error[:80]}"
         return format_html('<a href="{}">{}</a>{}', url, status_badge(analysis.status), details)
-
-
-def extend_product_admin(site=admin.site):
-    """The product admin's image inlines get the analysis column (when the catalogue registered one)."""
-    Product = apps.get_model(settings.PRODUCT_MODEL)
-    ProductImage = apps.get_model(settings.PRODUCT_IMAGE_MODEL)
-    existing = site._registry.get(Product)
-    if existing is None:
-        return None
-    base = type(existing)
-    inlines = [
-        type(inline.__name__, (InlineAnalysisMixin, inline), {"__module__": __name__})
-        if getattr(inline, "model", None) is ProductImage else inline
-        for inline in (base.inlines or [])
-    ]
-    admin_class = type(base.__name__, (base,), {"inlines": inlines, "__module__": __name__})
-    site.unregister(Product)
-    site.register(Product, admin_class)
-    return admin_class
-
-
-extend_product_image_admin()
-extend_product_admin()

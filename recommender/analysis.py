@@ -1,17 +1,19 @@
 """Analysing one product image and storing what was found (the body of the Celery task and of
 ``manage.py analyse``).
 
-A run is idempotent: it replaces the image's articles in one transaction. Errors a shop can cause (a file
-that is not an image, a missing file) end as a ``failed`` analysis with a readable message; transient
-errors (the database or the broker going away) propagate so the Celery task retries them.
+Everything about the shop's products comes from the adapter (``BUY_THE_LOOK["PRODUCT_ADAPTER"]``): the image's
+bytes and version, its product's facts. A run is idempotent: it replaces the image's articles in one
+transaction. Errors a shop can cause (a file that is not an image, a missing file, a product the adapter
+cannot describe) end as a ``failed`` analysis, or an article that is never recommended, with a readable
+message; transient errors (the database or the broker going away) propagate so the Celery task retries them.
 """
+import hashlib
 import logging
 import re
 import time
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
-from django.apps import apps
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -20,6 +22,7 @@ from . import cache as look_cache
 from . import pipeline
 from .conf import EMBEDDING_DIM, settings
 from .models import DetectedArticle, ImageAnalysis
+from .sync import describe, filter_copies, own_category
 
 logger = logging.getLogger(__name__)
 
@@ -29,30 +32,27 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutEr
 Status = ImageAnalysis.Status
 
 
-def image_model():
-    return apps.get_model(settings.PRODUCT_IMAGE_MODEL)
-
-
 class AnalysisFailed(Exception):
     """An image the pipeline cannot analyse; the message is shown to staff as is."""
+
+
+def _product_id(image):
+    return getattr(image, f"{settings.adapter.image_product_field}_id", None)
 
 
 def mark_queued(image_or_id):
     """Create or reset the image's analysis to ``queued`` (a new file needs a new analysis)."""
     image_id = getattr(image_or_id, "pk", image_or_id)
-    analysis, created = ImageAnalysis.objects.get_or_create(image_id=image_id)
-    if not created and analysis.status != Status.QUEUED:
-        ImageAnalysis.objects.filter(pk=analysis.pk).update(status=Status.QUEUED, error="", updated_at=timezone.now())
+    product_id = _product_id(image_or_id) if hasattr(image_or_id, "pk") else None
+    defaults = {"product_id": product_id} if product_id is not None else {}
+    analysis, created = ImageAnalysis.objects.get_or_create(image_id=image_id, defaults=defaults)
+    if not created and (analysis.status != Status.QUEUED or (product_id and analysis.product_id != product_id)):
+        changes = {"status": Status.QUEUED, "error": "", "updated_at": timezone.now()}
+        if product_id is not None:
+            changes["product_id"] = product_id
+        ImageAnalysis.objects.filter(pk=analysis.pk).update(**changes)
         analysis.status = Status.QUEUED
     return analysis
-
-
-def own_category(product):
-    """The look category in which ``product`` is inventory, or "" (outfits and accessories are not)."""
-    if getattr(product, "is_outfit", False):
-        return ""
-    category = getattr(product, "look_category", "") or ""
-    return category if category in settings.CATEGORIES else ""
 
 
 def _vector(value, what):
@@ -67,29 +67,25 @@ def _vector(value, what):
     return vector
 
 
-def build_articles(analysis, product, result):
+def build_articles(analysis, product_id, facts, result):
     """Unsaved ``DetectedArticle`` rows for ``result`` (an ``ml.pipeline.Analysis``).
 
     - A full shot keeps every detected article of a look category (its look rows).
     - The product's own article (``is_inventory``) is its best detection of its own look category, or its
-      whole image (box 0,0,1,1) when none was detected — for every product that has a look category and is
-      not an outfit, full shot or not.
+      whole image (box 0,0,1,1) when none was detected — for every product the adapter gives a look
+      category, full shot or not. It carries the product's own gender only (never a predicted one: a product
+      of unknown gender never appears in a gendered look row).
+    ``facts``: the adapter's ``ProductFacts`` of the product, or None when it could not describe it.
     """
     versions = dict(getattr(result, "model_versions", None) or {})
     version = versions.get("embedder", "")
-    own = own_category(product)
+    own = own_category(facts)
+    product_gender = facts.gender if facts else ""
     min_confidence = settings.MIN_ARTICLE_CONFIDENCE
     detected = [a for a in (result.articles or []) if a.category in settings.CATEGORIES]
 
-    common = dict(
-        analysis=analysis,
-        product=product,
-        base_colour=(product.base_colour or "").strip().lower(),
-        price=product.price,
-        is_active=product.is_active,
-        model_version=version,
-    )
-    look_gender = getattr(result, "gender", None) or product.gender or ""
+    common = dict(analysis=analysis, product_id=product_id, model_version=version, **filter_copies(facts))
+    look_gender = product_gender or getattr(result, "gender", None) or ""
 
     def make(article, *, inventory):
         x1, y1, x2, y2 = (float(min(max(v, 0.0), 1.0)) for v in article.box)
@@ -97,7 +93,7 @@ def build_articles(analysis, product, result):
             category=article.category,
             x1=x1, y1=y1, x2=x2, y2=y2,
             confidence=float(article.confidence),
-            gender=(product.gender or look_gender) if inventory else look_gender,
+            gender=product_gender if inventory else look_gender,
             is_inventory=inventory,
             embedding=_vector(article.embedding, f"{article.category} article"),
             **common,
@@ -116,7 +112,7 @@ def build_articles(analysis, product, result):
         rows.append(
             DetectedArticle(
                 category=own, x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
-                gender=product.gender or look_gender, is_inventory=True, is_whole_image=True,
+                gender=product_gender, is_inventory=True, is_whole_image=True,
                 embedding=_vector(result.image_embedding, "whole image"),
                 **common,
             )
@@ -124,13 +120,14 @@ def build_articles(analysis, product, result):
     return rows
 
 
-def start(image_id):
+def start(image_id, product_id=None):
     """Mark the analysis of ``image_id`` running (creating it if needed) and count the attempt."""
-    analysis, _ = ImageAnalysis.objects.get_or_create(image_id=image_id)
+    analysis, _ = ImageAnalysis.objects.get_or_create(image_id=image_id, defaults={"product_id": product_id})
     now = timezone.now()
-    ImageAnalysis.objects.filter(pk=analysis.pk).update(
-        status=Status.RUNNING, started_at=now, finished_at=None, attempts=F("attempts") + 1, updated_at=now
-    )
+    changes = dict(status=Status.RUNNING, started_at=now, finished_at=None, attempts=F("attempts") + 1, updated_at=now)
+    if product_id is not None:
+        changes["product_id"] = product_id
+    ImageAnalysis.objects.filter(pk=analysis.pk).update(**changes)
     analysis.refresh_from_db()
     return analysis
 
@@ -149,27 +146,41 @@ def fail(analysis, message):
     return analysis
 
 
-def store(analysis, image, result, *, sha256=None):
+def _current_version(image_pk):
+    """The adapter's version of the image's file as stored now (None when the image is gone)."""
+    adapter = settings.adapter
+    image = adapter.get_image_model()._default_manager.filter(pk=image_pk).first()
+    return adapter.image_facts(image).version if image is not None else None
+
+
+def store(analysis, image, result, *, version=None, sha256="", facts=None):
     """Replace the articles of ``analysis`` by those of ``result``, in one transaction.
 
-    When the image's file changed while it was being analysed (another run will handle the new file),
-    nothing is written and the analysis is returned as it stands.
+    ``version``: the adapter's version of the file that was analysed; when the image's file changed while it
+    was being analysed (another run will handle the new file), nothing is written and the analysis is
+    returned as it stands. ``facts``: the product's ``ProductFacts`` (described now when not given).
     """
-    product = image.product
-    rows = build_articles(analysis, product, result)
-    has_own = bool(own_category(product))
+    adapter = settings.adapter
+    product = adapter.product_of(image)
+    if facts is None:
+        facts = describe(product)
+    rows = build_articles(analysis, product.pk, facts, result)
+    has_own = bool(own_category(facts))
     status = Status.DONE if (result.is_full_shot or has_own) else Status.SKIPPED
     with transaction.atomic():
         locked = ImageAnalysis.objects.select_for_update().get(pk=analysis.pk)
-        if sha256 is not None:
-            current = image_model().objects.filter(pk=image.pk).values_list("sha256", flat=True).first()
-            if current is not None and current != sha256:
+        if version is not None:
+            current = _current_version(image.pk)
+            if current is not None and current != version:
                 logger.info("image %s changed during its analysis; keeping the newer run's result", image.pk)
                 return locked
         locked.articles.all().delete()
         DetectedArticle.objects.bulk_create(rows)
+        locked.product_id = product.pk
         locked.status = status
         locked.error = ""
+        locked.sha256 = sha256 or ""
+        locked.image_version = (version or "")[:255]
         locked.is_full_shot = bool(result.is_full_shot)
         locked.pose_score = _float_or_none(getattr(result, "pose_score", None))
         locked.gender = getattr(result, "gender", None) or ""
@@ -208,6 +219,42 @@ def count_interruption(image_id):
     return count
 
 
+class _Source:
+    """One image read through the adapter: its bytes, version, digest and product facts."""
+
+    def __init__(self, image):
+        adapter = settings.adapter
+        self.image = image
+        info = adapter.image_facts(image)
+        self.version = info.version or ""
+        self.name = info.name or f"image {image.pk}"
+        self.product = adapter.product_of(image)
+        self.facts = describe(self.product)
+        self.data = None
+        self.sha256 = ""
+
+    def read(self):
+        try:
+            self.data = settings.adapter.read_image(self.image)
+        except FileNotFoundError:
+            raise AnalysisFailed(f"image file {self.name!r} is missing from storage") from None
+        except OSError as exc:
+            raise AnalysisFailed(f"cannot read image file {self.name!r}: {exc}") from None
+        self.sha256 = hashlib.sha256(self.data).hexdigest()
+        return self.data
+
+    @property
+    def gender(self):
+        return (self.facts.gender if self.facts else "") or None
+
+
+def _load(image_ids):
+    adapter = settings.adapter
+    manager = adapter.get_image_model()._default_manager
+    field = adapter.image_product_field
+    return {image.pk: image for image in manager.filter(pk__in=list(image_ids)).select_related(field)}
+
+
 def analyse_product_image(image_id, *, redelivered=False):
     """Analyse one product image now, in this process, and store the result. Returns the ``ImageAnalysis``.
 
@@ -217,11 +264,9 @@ def analyse_product_image(image_id, *, redelivered=False):
     """
     from ml.images import ImageError, load_image
 
-    Image = image_model()
-    try:
-        image = Image.objects.select_related("product").get(pk=image_id)
-    except Image.DoesNotExist:
-        raise LookupError(f"product image {image_id} does not exist (deleted before its analysis ran)") from None
+    image = _load([image_id]).get(image_id)
+    if image is None:
+        raise LookupError(f"product image {image_id} does not exist (deleted before its analysis ran)")
     interruptions = count_interruption(image.pk) if redelivered else 0
     if interruptions >= settings.TASK_MAX_INTERRUPTIONS:
         return fail(
@@ -230,18 +275,12 @@ def analyse_product_image(image_id, *, redelivered=False):
             f"possibly caused by this image); not run again automatically — re-analyse it from the admin once the "
             f"cause is fixed",
         )
-    analysis = start(image.pk)
-    sha256 = image.sha256
     started = time.perf_counter()
+    analysis = start(image.pk, _product_id(image))
     try:
-        try:
-            data = image.read_bytes() if hasattr(image, "read_bytes") else image.file.read()
-        except FileNotFoundError:
-            raise AnalysisFailed(f"image file {image.file.name!r} is missing from storage") from None
-        except OSError as exc:
-            raise AnalysisFailed(f"cannot read image file {image.file.name!r}: {exc}") from None
-        picture = load_image(data)
-        result = pipeline.analyse(picture, gender=image.product.gender or None)
+        source = _Source(image)
+        picture = load_image(source.read())
+        result = pipeline.analyse(picture, gender=source.gender)
     except TRANSIENT_ERRORS:
         raise
     except (ImageError, AnalysisFailed) as exc:
@@ -254,10 +293,7 @@ def analyse_product_image(image_id, *, redelivered=False):
     except Exception as exc:  # a model error: recorded, visible in the admin, re-runnable
         logger.exception("pipeline error on image %s", image.pk)
         return fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}")
-    try:
-        stored = store(analysis, image, result, sha256=sha256)
-    except AnalysisFailed as exc:
-        return fail(analysis, str(exc))
+    stored = _store_or_fail(analysis, source, result)
     logger.info(
         "analysed image %s: %s, %d article(s) in %.0f ms",
         image.pk, stored.status, stored.articles.count(), (time.perf_counter() - started) * 1000,
@@ -268,15 +304,13 @@ def analyse_product_image(image_id, *, redelivered=False):
 def analyse_many(image_ids, *, batch_size=None, on_done=None):
     """Analyse many product images in this process (``manage.py analyse``/``reindex``).
 
-    Full shots go through the whole pipeline one by one; every other image (catalogue photos) only needs
-    the pose gate and its whole-image embedding, and those embeddings are computed in batches of
-    ``batch_size`` — several times faster than one ``analyse()`` per image. ``on_done(analysis)`` is called
-    after each image. Returns the list of analyses.
+    Batches of ``batch_size`` go through ``ml.pipeline.analyse_batch``: full shots get the whole pipeline,
+    catalogue photos of one article only their whole-image embedding, computed in one batch — several times
+    faster than one ``analyse()`` per image. ``on_done(analysis)`` is called after each image. Returns the
+    list of analyses.
     """
-    from ml.images import ImageError, load_image
-    from ml.pipeline import Analysis
+    from ml.images import ImageError
 
-    Image = image_model()
     batch_size = batch_size or settings.EMBED_BATCH_SIZE
     done = []
 
@@ -288,68 +322,46 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
     ids = list(image_ids)
     for offset in range(0, len(ids), batch_size):
         chunk = ids[offset: offset + batch_size]
-        images = {image.pk: image for image in Image.objects.filter(pk__in=chunk).select_related("product")}
-        pending = []  # (image, analysis, sha256, picture, pose, timings)
+        images = _load(chunk)
+        readable = []  # (analysis, source)
         for image_id in chunk:
             image = images.get(image_id)
             if image is None:
                 continue
-            analysis = start(image.pk)
+            analysis = start(image.pk, _product_id(image))
             try:
-                began = time.perf_counter()
-                try:
-                    data = image.read_bytes()
-                except FileNotFoundError:
-                    raise AnalysisFailed(f"image file {image.file.name!r} is missing from storage") from None
-                picture = load_image(data)
-                decoded = time.perf_counter()
-                parts = pipeline.get_parts()
-                pose = parts.pose.check(picture)
-                posed = time.perf_counter()
-                if pose.is_full_shot or not image.product.gender:
-                    finish(_store_or_fail(analysis, image, pipeline.analyse(picture, gender=image.product.gender or None)))
-                    continue
-                timings = {"decode": (decoded - began) * 1000, "pose": (posed - decoded) * 1000, "gender": 0.0,
-                           "detect": 0.0}
-                pending.append((image, analysis, image.sha256, picture, pose, timings))
+                source = _Source(image)
+                source.read()
+                readable.append((analysis, source))
             except TRANSIENT_ERRORS:
                 raise
-            except (ImageError, AnalysisFailed) as exc:
+            except AnalysisFailed as exc:
                 finish(fail(analysis, str(exc)))
             except DatabaseError:
                 raise
             except Exception as exc:
-                logger.exception("pipeline error on image %s", image.pk)
+                logger.exception("reading image %s failed", image.pk)
                 finish(fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}"))
-        if not pending:
+        if not readable:
             continue
-        parts = pipeline.get_parts()
-        began = time.perf_counter()
-        try:
-            vectors = np.asarray(parts.embedder.embed([item[3] for item in pending]), dtype=np.float32)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as exc:
-            logger.exception("embedding a batch failed")
-            for image, analysis, *_ in pending:
-                finish(fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}"))
-            continue
-        share = (time.perf_counter() - began) * 1000 / len(pending)
-        versions = {"pose": str(parts.pose.version), "embedder": str(parts.embedder.version)}
-        for (image, analysis, sha256, picture, pose, timings), vector in zip(pending, vectors):
-            timings = {**timings, "embed": share}
-            timings["total"] = sum(timings.values())
-            result = Analysis(
-                width=picture.width, height=picture.height, is_full_shot=False, pose_score=float(pose.score),
-                keypoints=[], gender=image.product.gender, gender_confidence=1.0, gender_source="product",
-                articles=[], image_embedding=vector, timings=timings, model_versions=versions,
-            )
-            finish(_store_or_fail(analysis, image, result, sha256=sha256))
+        results = pipeline.analyse_batch([source.data for _, source in readable],
+                                         genders=[source.gender for _, source in readable])
+        for (analysis, source), result in zip(readable, results):
+            if isinstance(result, TRANSIENT_ERRORS) or (isinstance(result, DatabaseError)):
+                raise result
+            if isinstance(result, (ImageError, AnalysisFailed)):
+                finish(fail(analysis, str(result)))
+            elif isinstance(result, Exception):
+                logger.error("pipeline error on image %s: %r", source.image.pk, result)
+                finish(fail(analysis, f"pipeline error: {type(result).__name__}: {result}"))
+            else:
+                finish(_store_or_fail(analysis, source, result))
     return done
 
 
-def _store_or_fail(analysis, image, result, sha256=None):
+def _store_or_fail(analysis, source, result):
     try:
-        return store(analysis, image, result, sha256=sha256 if sha256 is not None else image.sha256)
+        return store(analysis, source.image, result, version=source.version, sha256=source.sha256,
+                     facts=source.facts)
     except AnalysisFailed as exc:
         return fail(analysis, str(exc))

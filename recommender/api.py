@@ -7,21 +7,21 @@
 """
 import logging
 
-from django.apps import apps
-from django.forms import ValidationError as FormValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, serializers, status
+from rest_framework import permissions, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from .conf import settings
-from .forms import decode_photo, read_upload
-from .models import DetectedArticle, ImageAnalysis
-from .services import look_for, search_by_photo
+from .looks import look_for
+from .models import ImageAnalysis
+from .photo_search import search_by_photo
+from .serializers import (AnalysisSerializer, ErrorSerializer, LookSerializer, SearchRequestSerializer,
+                          SearchResponseSerializer)
 
 logger = logging.getLogger(__name__)
 
@@ -47,142 +47,6 @@ class ReadPublicWriteStaff(permissions.BasePermission):
         if request.method in permissions.SAFE_METHODS:
             return True
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
-
-
-# ------------------------------------------------------------------------------------------------
-# Serializers
-
-
-class BoxSerializer(serializers.Serializer):
-    x1 = serializers.FloatField()
-    y1 = serializers.FloatField()
-    x2 = serializers.FloatField()
-    y2 = serializers.FloatField()
-
-
-class ArticleSerializer(serializers.ModelSerializer):
-    label = serializers.CharField(read_only=True)
-    box = serializers.SerializerMethodField()
-
-    class Meta:
-        model = DetectedArticle
-        fields = ["id", "category", "label", "confidence", "box", "gender", "is_inventory", "is_whole_image",
-                  "model_version"]
-
-    def get_box(self, article) -> dict:
-        return {"x1": article.x1, "y1": article.y1, "x2": article.x2, "y2": article.y2}
-
-
-class ProductCardSerializer(serializers.Serializer):
-    id = serializers.IntegerField(source="pk")
-    sku = serializers.CharField()
-    name = serializers.CharField()
-    url = serializers.SerializerMethodField()
-    image = serializers.SerializerMethodField()
-    price = serializers.DecimalField(max_digits=10, decimal_places=2)
-    gender = serializers.CharField()
-    base_colour = serializers.CharField()
-    look_category = serializers.CharField()
-    distance = serializers.FloatField(help_text="Cosine distance to the article (0 = identical).")
-
-    def _absolute(self, url):
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if (request and url) else url
-
-    def get_url(self, product) -> str:
-        return self._absolute(product.get_absolute_url())
-
-    def get_image(self, product) -> str | None:
-        image = product.primary_image
-        return self._absolute(image.file.url) if image else None
-
-
-class LookRowSerializer(serializers.Serializer):
-    category = serializers.CharField()
-    label = serializers.CharField()
-    image_id = serializers.SerializerMethodField()
-    article = ArticleSerializer()
-    boxes = serializers.SerializerMethodField(help_text="Every box of this category in the photo (e.g. both shoes).")
-    recommendations = ProductCardSerializer(many=True)
-
-    def get_image_id(self, row) -> int | None:
-        return getattr(row.image, "pk", None)
-
-    def get_boxes(self, row) -> list[dict]:
-        return [{"x1": a.x1, "y1": a.y1, "x2": a.x2, "y2": a.y2, "confidence": a.confidence} for a in row.articles]
-
-
-class SearchRowSerializer(LookRowSerializer):
-    class SearchArticleSerializer(serializers.Serializer):
-        category = serializers.CharField()
-        confidence = serializers.FloatField()
-        box = serializers.SerializerMethodField()
-
-        def get_box(self, article) -> dict:
-            return {"x1": article.x1, "y1": article.y1, "x2": article.x2, "y2": article.y2}
-
-    article = SearchArticleSerializer()
-
-
-class LookSerializer(serializers.Serializer):
-    product = serializers.IntegerField()
-    k = serializers.IntegerField()
-    rows = LookRowSerializer(many=True)
-
-
-class AnalysisSerializer(serializers.ModelSerializer):
-    image = serializers.IntegerField(source="image_id")
-    product = serializers.IntegerField(source="image.product_id")
-    articles = ArticleSerializer(many=True)
-
-    class Meta:
-        model = ImageAnalysis
-        fields = ["image", "product", "status", "error", "is_full_shot", "pose_score", "gender", "gender_source",
-                  "gender_confidence", "width", "height", "timings", "model_versions", "attempts", "started_at",
-                  "finished_at", "updated_at", "articles"]
-
-
-class SearchRequestSerializer(serializers.Serializer):
-    image = serializers.FileField(help_text="The photo (JPEG, PNG, WebP or GIF).")
-    gender = serializers.ChoiceField(
-        choices=["", "Men", "Women", "Boys", "Girls", "Unisex"], required=False, allow_blank=True,
-        help_text="Whose products; empty: predicted from the photo.",
-    )
-    category = serializers.ChoiceField(choices=[], required=False, allow_blank=True,
-                                       help_text="Only this look category.")
-    colour = serializers.CharField(required=False, allow_blank=True, help_text="Only these colours, comma separated.")
-    exclude_colour = serializers.CharField(required=False, allow_blank=True,
-                                           help_text="Not these colours, comma separated.")
-    k = serializers.IntegerField(required=False, min_value=1)
-    min_price = serializers.DecimalField(max_digits=10, decimal_places=2, required=False, min_value=0)
-    max_price = serializers.DecimalField(max_digits=10, decimal_places=2, required=False, min_value=0)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["category"].choices = [""] + list(settings.CATEGORIES)
-        self.fields["k"].max_value = settings.MAX_K
-
-    def validate_image(self, upload):
-        try:
-            self._picture = decode_photo(read_upload(upload), getattr(upload, "name", "photo"))
-        except FormValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from None
-        return upload
-
-
-class SearchResponseSerializer(serializers.Serializer):
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-    is_full_shot = serializers.BooleanField()
-    gender = serializers.CharField(allow_null=True)
-    gender_source = serializers.CharField(allow_null=True, help_text='"visitor" (chosen), "predicted" or null.')
-    gender_confidence = serializers.FloatField(allow_null=True)
-    timings = serializers.DictField(child=serializers.FloatField())
-    rows = SearchRowSerializer(many=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,8 +78,9 @@ class ProductLookView(APIView):
         tags=["look"],
     )
     def get(self, request, pk):
-        Product = apps.get_model(settings.PRODUCT_MODEL)
-        products = Product.objects.all() if request.user.is_staff else Product.objects.filter(is_active=True)
+        adapter = settings.adapter
+        products = (adapter.get_product_model()._default_manager.all() if request.user.is_staff
+                    else adapter.visible_products(request))
         product = get_object_or_404(products, pk=pk)
         params = request.query_params
         try:
@@ -271,12 +136,13 @@ class ImageAnalysisView(APIView):
     permission_classes = [ReadPublicWriteStaff]
 
     def _image(self, pk):
-        return get_object_or_404(apps.get_model(settings.PRODUCT_IMAGE_MODEL).objects.select_related("product"), pk=pk)
+        return get_object_or_404(settings.adapter.get_image_model()._default_manager.all(), pk=pk)
 
     def _payload(self, image):
         analysis = ImageAnalysis.objects.filter(image=image).prefetch_related("articles").first()
         if analysis is None:
-            return {"image": image.pk, "product": image.product_id, "status": "none", "articles": []}
+            product = settings.adapter.product_of(image)
+            return {"image": image.pk, "product": product.pk, "status": "none", "articles": []}
         analysis.image = image
         return AnalysisSerializer(analysis).data
 
@@ -290,7 +156,7 @@ class ImageAnalysisView(APIView):
                    tags=["analysis"])
     def post(self, request, pk):
         from .analysis import mark_queued
-        from .signals import queue_analysis
+        from .hooks import queue_analysis
 
         image = self._image(pk)
         mark_queued(image)

@@ -7,4 +7,9 @@ class RecommenderConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks, signals  # noqa: F401  (system checks; follows catalog's image and product signals)
+        from . import checks  # noqa: F401  (system checks)
+        from .conf import settings
+
+        # The adapter's ready-made receivers tell recommender.hooks about new images and changed products.
+        if settings.CONNECT_RECEIVERS:
+            settings.adapter.connect()

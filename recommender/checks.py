@@ -25,6 +25,10 @@ def check_settings(app_configs, **kwargs):
         if crossing and crossing in allowed:
             messages.append(Warning(f"BUY_THE_LOOK['GENDER_POLICY'] lets {gender} looks show {crossing} products",
                                     id="recommender.W002"))
+    try:
+        settings.adapter
+    except ImproperlyConfigured as exc:
+        messages.append(Error(str(exc), id="recommender.E020"))
     broker = getattr(django_settings, "CELERY_BROKER_URL", "")
     backend = django_settings.CACHES.get("default", {}).get("BACKEND", "")
     if broker and backend.endswith("LocMemCache"):
@@ -67,4 +71,80 @@ def check_pgvector(app_configs, databases=None, **kwargs):
             messages.append(Warning(
                 f"pgvector {row[0]} has no iterative index scans (0.8+): filtered looks fall back to exact "
                 "search more often (slower, still complete)", id="recommender.W010"))
+    return messages
+
+
+def adapter_table_mismatch(using="default"):
+    """A sentence explaining that the recommender's tables point at other models than the adapter's, or "".
+
+    The foreign keys are made by the first ``migrate`` from the adapter of that day; a shop that switched
+    adapters afterwards has vectors of the old shop's images.
+    """
+    from django.db import connections
+
+    from .models import ImageAnalysis
+
+    connection = connections[using]
+    table = ImageAnalysis._meta.db_table
+    expected = settings.adapter_class.image_model
+    wanted = ImageAnalysis._meta.get_field("image").related_model._meta.db_table
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass "
+                "AND conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'image_id')]",
+                [table, table],
+            )
+            row = cursor.fetchone()
+    except Exception:  # tables not created yet
+        return ""
+    if row is None or row[0].strip('"') == wanted:
+        return ""
+    return (
+        f"the recommender's tables point at table {row[0]} (the adapter used by the first migrate), but "
+        f"BUY_THE_LOOK['PRODUCT_ADAPTER'] now describes {expected} (table {wanted}). Their vectors belong to the "
+        f"old shop: run `manage.py migrate recommender zero`, `manage.py migrate`, then `manage.py analyse --all` "
+        f"(nothing of the shop's own data is touched; the analyses are rebuilt from its images)"
+    )
+
+
+#: How many products the description check looks at (it runs with every ``manage.py check``).
+DESCRIPTION_SAMPLE = 500
+
+
+@register("buy_the_look")
+def check_products(app_configs, **kwargs):
+    """Products the adapter cannot fully describe (no gender, …), counted per reason, with a few examples."""
+    try:
+        adapter = settings.adapter
+        products = list(adapter.visible_products().order_by("pk")[:DESCRIPTION_SAMPLE])
+    except Exception:  # misconfigured (reported by check_settings) or no tables yet
+        return []
+    reasons, failed = {}, []
+    for product in products:
+        try:
+            facts = adapter.describe(product)
+        except Exception as exc:  # noqa: BLE001
+            failed.append(f"{product.pk} ({type(exc).__name__}: {exc})")
+            continue
+        for problem in facts.problems:
+            reasons.setdefault(problem, []).append(product.pk)
+    messages = []
+    if reasons:
+        parts = [f"{len(pks)} {reason} (e.g. {', '.join(str(pk) for pk in pks[:5])})"
+                 for reason, pks in sorted(reasons.items())]
+        messages.append(Warning(
+            f"of {len(products)} products checked, the adapter could not fully describe: " + "; ".join(parts),
+            hint="such products are still sold and found by their own kind of article, but never shown in a look "
+                 "row that needs the missing fact (a product of unknown gender never appears in a men's or "
+                 "women's look)",
+            id="recommender.W020",
+        ))
+    if failed:
+        messages.append(Warning(
+            f"the adapter raised for {len(failed)} of {len(products)} products checked: " + "; ".join(failed[:5]),
+            hint="they are never recommended until the adapter can describe them", id="recommender.W021"))
+    mismatch = adapter_table_mismatch()
+    if mismatch:
+        messages.append(Error(mismatch, id="recommender.E021"))
     return messages

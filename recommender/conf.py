@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from .taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_LABELS
+
 SETTINGS_NAME = "BUY_THE_LOOK"
 
 #: Dimension of the stored article vectors. It is part of the database schema (``vector(256)``), so it is
@@ -32,10 +34,8 @@ DEFAULTS = {
     # Upper bound a visitor may ask for through ``?k=`` on the API.
     "MAX_K": 24,
     # Look categories shown, in display order, with their row labels.
-    "CATEGORIES": ("top", "bottom", "dress", "footwear", "bag"),
-    "CATEGORY_LABELS": {
-        "top": "Top", "bottom": "Bottom", "dress": "Dress", "footwear": "Footwear", "bag": "Bag",
-    },
+    "CATEGORIES": LOOK_CATEGORIES,
+    "CATEGORY_LABELS": LOOK_CATEGORY_LABELS,
     # The pipeline parts, as dotted paths; a shop may swap one (e.g. its own embedder).
     "PIPELINE": {
         "pose": "ml.pose.PoseGate",
@@ -43,10 +43,8 @@ DEFAULTS = {
         "detector": "ml.detect.ArticleDetector",
         "embedder": "ml.embed.Embedder",
     },
-    # HNSW index parameters (used by the migration that builds the index; changing them needs a new
-    # migration) and the search-time candidate list size (``hnsw.ef_search``, raised to the LIMIT when smaller).
-    "HNSW_M": 16,
-    "HNSW_EF_CONSTRUCTION": 64,
+    # Search-time HNSW candidate list size (``hnsw.ef_search``, raised to the LIMIT when smaller). The index's
+    # build parameters are part of the schema: ``recommender.models.HNSW_M`` / ``HNSW_EF_CONSTRUCTION``.
     "EF_SEARCH": 64,
     # Rows the approximate search fetches per wanted recommendation before duplicates of a product
     # (several images of one product) are folded; the exact fallback runs when fewer than k remain.
@@ -69,12 +67,11 @@ DEFAULTS = {
     "CACHE_TIMEOUT": 60 * 60,
     # Largest photo a visitor may upload to search by photo (page and API), in bytes.
     "SEARCH_MAX_UPLOAD_BYTES": 8 * 1024 * 1024,
-    # Analyse product images when they are created or replaced (catalog's ``product_image_changed``).
-    # With a broker the task is queued; without one (Celery eager) it runs in-process right after the
-    # commit, except during the bulk commands listed in EAGER_DEFER_COMMANDS, where the image is only
-    # marked "queued" for ``manage.py analyse --pending``. False: never analyse on save.
+    # Analyse product images when the shop says they were added or replaced (``recommender.hooks``). With a
+    # broker the task is queued; without one (Celery eager) it runs in-process right after the commit, except
+    # inside a ``defer_analysis()`` block (bulk imports), where the image is only marked "queued" for
+    # ``manage.py analyse --pending``. False: never analyse on save.
     "ANALYSE_ON_SAVE": True,
-    "EAGER_DEFER_COMMANDS": ("import_catalogue", "import_looks", "loaddata"),
     # Images per batch when ``manage.py analyse`` embeds catalogue photos that are not full shots.
     "EMBED_BATCH_SIZE": 32,
     # Task retries on transient errors (database or broker connection lost).
@@ -86,17 +83,15 @@ DEFAULTS = {
     # Seconds an analysis task may run in a worker before it is stopped and the analysis failed (a hung model
     # must not hold a worker forever); the worker process is killed 60 s later if the model does not give back.
     "TASK_TIME_LIMIT": 600,
-    # The product model recommendations are drawn from. The recommender's tables point at
-    # ``catalog.Product``/``catalog.ProductImage`` through their migrations; a shop with its own product
-    # model sets these (before the first migration) and provides the same fields: gender, base_colour,
-    # price, is_active, look_category, an ``images`` relation with ``file`` and ``sha256``.
-    "PRODUCT_MODEL": "catalog.Product",
-    "PRODUCT_IMAGE_MODEL": "catalog.ProductImage",
+    # The shop's product adapter (a dotted path to a ``recommender.adapters.ProductAdapter`` subclass) and the
+    # keyword arguments it is built with. Required. Its ``product_model``/``image_model`` are what the
+    # recommender's tables point at (read by the first ``migrate``, like ``AUTH_USER_MODEL``).
+    "PRODUCT_ADAPTER": None,
+    "ADAPTER_OPTIONS": {},
+    # Connect the adapter's ready-made receivers at start-up (image/product saved → analysis, re-sync). False:
+    # the shop calls ``recommender.hooks`` itself.
+    "CONNECT_RECEIVERS": True,
 }
-
-#: Settings whose values are dotted paths (or dicts of them) resolved on demand.
-IMPORT_STRINGS = ("PIPELINE",)
-
 
 class RecommenderSettings:
     """Attribute access to ``BUY_THE_LOOK`` with defaults; see the module docstring."""
@@ -143,6 +138,27 @@ class RecommenderSettings:
                 ) from exc
         return self._imported[name]
 
+    @property
+    def adapter_class(self):
+        """The class named by ``PRODUCT_ADAPTER``, checked: an ``ImproperlyConfigured`` names what is wrong."""
+        if "adapter_class" not in self._imported:
+            self._imported["adapter_class"] = load_adapter_class(self.PRODUCT_ADAPTER)
+        return self._imported["adapter_class"]
+
+    @property
+    def adapter(self):
+        """The shop's adapter instance (built once with ``ADAPTER_OPTIONS``)."""
+        if "adapter" not in self._imported:
+            options = self.ADAPTER_OPTIONS or {}
+            if not isinstance(options, dict):
+                raise ImproperlyConfigured(f"{SETTINGS_NAME}['ADAPTER_OPTIONS'] must be a dict, got {options!r}")
+            try:
+                self._imported["adapter"] = self.adapter_class(**options)
+            except (TypeError, ValueError) as exc:
+                raise ImproperlyConfigured(
+                    f"{SETTINGS_NAME}['ADAPTER_OPTIONS'] do not suit {self.PRODUCT_ADAPTER}: {exc}") from exc
+        return self._imported["adapter"]
+
     def compatible_genders(self, gender):
         """Product genders an article of ``gender`` may be matched with; ``None`` means any."""
         if not gender:
@@ -161,6 +177,33 @@ class RecommenderSettings:
         self._cached.clear()
         self._imported.clear()
         self._user = None
+
+
+def load_adapter_class(path):
+    """Import and check the adapter class ``path`` names (``BUY_THE_LOOK["PRODUCT_ADAPTER"]``)."""
+    from .adapters.base import ProductAdapter
+
+    name = f"{SETTINGS_NAME}['PRODUCT_ADAPTER']"
+    if not path:
+        raise ImproperlyConfigured(
+            f"{name} is not set: name the adapter that describes your products, e.g. "
+            f"'recommender.adapters.oscar.OscarAdapter' for a django-oscar shop (docs/add-to-your-shop.md)")
+    try:
+        adapter_class = import_string(path) if isinstance(path, str) else path
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{name} = {path!r} cannot be imported: {exc}") from exc
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, ProductAdapter)):
+        raise ImproperlyConfigured(f"{name} = {path!r} is not a subclass of recommender.adapters.ProductAdapter")
+    missing = [method for method in adapter_class.required
+               if getattr(adapter_class, method) is getattr(ProductAdapter, method)]
+    if missing:
+        raise ImproperlyConfigured(f"{name} = {path!r} does not define {', '.join(missing)}")
+    for attribute in ("product_model", "image_model"):
+        label = getattr(adapter_class, attribute, "")
+        if not (isinstance(label, str) and label.count(".") == 1):
+            raise ImproperlyConfigured(
+                f"{name} = {path!r}: {attribute} must be 'app_label.ModelName', got {label!r}")
+    return adapter_class
 
 
 settings = RecommenderSettings(DEFAULTS)

@@ -1,16 +1,30 @@
 """What the recommender stores: one analysis per product image, and the articles found in it.
 
-``DetectedArticle`` rows carry copies of the product fields the nearest-neighbour query filters on
-(gender, colour, price, active flag) so that the query touches one table and one HNSW index; they are kept
-in step by ``recommender.signals`` whenever catalog announces a changed product.
+The tables point at the shop's own product and image models — the ``product_model``/``image_model`` of
+the adapter named in ``BUY_THE_LOOK["PRODUCT_ADAPTER"]`` — with ordinary foreign keys, the way apps point at
+``AUTH_USER_MODEL``: deleting an image or a product deletes its analyses and vectors in the same
+transaction. The labels are read when ``migrate`` first creates these tables; a shop that changes them
+afterwards starts the recommender's tables afresh (``migrate recommender zero``, ``migrate``, ``analyse --all``).
+
+``DetectedArticle`` rows carry copies of the product facts the nearest-neighbour query filters on (gender,
+look category, colour, price, availability) so that a look query touches one table and one HNSW index and
+never joins the shop's tables; ``recommender.sync`` keeps them in step when the shop calls
+``recommender.hooks.product_changed``.
 """
 from django.db import models
 from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
-from catalog.taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_CHOICES
-
 from .conf import EMBEDDING_DIM, settings
+from .taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_CHOICES
+
+#: HNSW build parameters of the article indexes. Part of the schema (the migrations build the indexes with
+#: them and ``manage.py reindex --rebuild-index`` rebuilds exactly these definitions): change them with a
+#: migration, never in settings.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+_adapter = settings.adapter_class
 
 
 class ImageAnalysis(models.Model):
@@ -26,9 +40,15 @@ class ImageAnalysis(models.Model):
         PREDICTED = "predicted", "Predicted"
         NONE = "", "None"
 
-    image = models.OneToOneField(
-        settings.PRODUCT_IMAGE_MODEL, related_name="analysis", on_delete=models.CASCADE
+    image = models.OneToOneField(_adapter.image_model, related_name="analysis", on_delete=models.CASCADE)
+    product = models.ForeignKey(
+        _adapter.product_model, related_name="look_analyses", on_delete=models.CASCADE, null=True, blank=True,
+        help_text="The image's product when it was last queued or analysed.",
     )
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True,
+                              help_text="Digest of the file content analysed (finds the same photo on other products).")
+    image_version = models.CharField(max_length=255, blank=True,
+                                     help_text="The adapter's version of the file analysed.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True, help_text="Why the last analysis failed, in words.")
     is_full_shot = models.BooleanField("full shot", default=False)
@@ -65,20 +85,19 @@ class ImageAnalysis(models.Model):
 
 class DetectedArticle(models.Model):
     analysis = models.ForeignKey(ImageAnalysis, related_name="articles", on_delete=models.CASCADE)
-    product = models.ForeignKey(
-        settings.PRODUCT_MODEL, related_name="detected_articles", on_delete=models.CASCADE
-    )
+    product = models.ForeignKey(_adapter.product_model, related_name="detected_articles", on_delete=models.CASCADE)
     category = models.CharField("look category", max_length=16, choices=LOOK_CATEGORY_CHOICES)
     x1 = models.FloatField()
     y1 = models.FloatField()
     x2 = models.FloatField()
     y2 = models.FloatField()
     confidence = models.FloatField()
-    # Copies of product fields, for the nearest-neighbour filter (kept in step by recommender.signals).
+    # Copies of the product's facts, for the nearest-neighbour filter (kept in step by recommender.sync).
     gender = models.CharField(max_length=10, blank=True, help_text="The product's gender, else the predicted one.")
-    base_colour = models.CharField(max_length=32, blank=True, help_text="The product's colour, lower case.")
-    price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
-    is_active = models.BooleanField(default=True)
+    base_colour = models.CharField(max_length=32, blank=True, help_text="The product's main colour, lower case.")
+    article_type = models.CharField(max_length=64, blank=True, help_text="The product's kind of article.")
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    is_active = models.BooleanField("available", default=True, help_text="The product can be bought now.")
     is_inventory = models.BooleanField(
         default=False,
         help_text="The product's own article: what makes the product findable as a recommendation.",
@@ -97,8 +116,8 @@ class DetectedArticle(models.Model):
             HnswIndex(
                 name="recommender_inventory_hnsw",
                 fields=["embedding"],
-                m=16,
-                ef_construction=64,
+                m=HNSW_M,
+                ef_construction=HNSW_EF_CONSTRUCTION,
                 opclasses=["vector_cosine_ops"],
                 condition=Q(is_inventory=True, is_active=True),
             ),
@@ -109,8 +128,8 @@ class DetectedArticle(models.Model):
                 HnswIndex(
                     name=f"recommender_hnsw_{category}",
                     fields=["embedding"],
-                    m=16,
-                    ef_construction=64,
+                    m=HNSW_M,
+                    ef_construction=HNSW_EF_CONSTRUCTION,
                     opclasses=["vector_cosine_ops"],
                     condition=Q(is_inventory=True, is_active=True, category=category),
                 )

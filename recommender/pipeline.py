@@ -50,6 +50,14 @@ def analyse(image, *, gender=None, detect=None):
     )
 
 
+def analyse_batch(images, *, genders=None):
+    """Run ``ml.pipeline.analyse_batch`` with this process's parts: an ``Analysis`` or an exception per image."""
+    from ml import pipeline as ml_pipeline
+
+    return ml_pipeline.analyse_batch(images, genders=genders, parts=get_parts(),
+                                     min_confidence=settings.MIN_ARTICLE_CONFIDENCE)
+
+
 def current_versions():
     """``{"pose": ..., "gender": ..., "detector": ..., "embedder": ...}`` of the configured parts."""
     return {str(key): str(value) for key, value in get_parts().versions().items()}

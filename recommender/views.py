@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from .forms import SearchByPhotoForm
-from .services import search_by_photo
+from .photo_search import search_by_photo
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from catalog.taxonomy import LOOK_CATEGORIES, look_category_for, taxonomy  # noqa: E402
+from recommender.taxonomy import LOOK_CATEGORIES, look_category_for, taxonomy  # noqa: E402
 
 # (gender, look category) -> how many products; "dress" takes every dress of the catalogue.
 QUOTAS = {

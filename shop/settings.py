@@ -183,7 +183,10 @@ LOGGING = {
 }
 
 # The recommender's own settings; defaults live in recommender/conf.py.
-BUY_THE_LOOK = {}
+BUY_THE_LOOK = {
+    # How the recommender learns about the demo shop's products (catalog/adapter.py).
+    "PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter",
+}
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

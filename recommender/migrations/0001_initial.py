@@ -6,13 +6,20 @@ import pgvector.django.vector
 from pgvector.django import VectorExtension
 from django.db import migrations, models
 
+from recommender.conf import settings as look_settings
+
+# The shop's models, from its product adapter (BUY_THE_LOOK["PRODUCT_ADAPTER"]), as for AUTH_USER_MODEL.
+PRODUCT_MODEL = look_settings.adapter_class.product_model
+IMAGE_MODEL = look_settings.adapter_class.image_model
+
 
 class Migration(migrations.Migration):
 
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
+        migrations.swappable_dependency(PRODUCT_MODEL),
+        migrations.swappable_dependency(IMAGE_MODEL),
     ]
 
     operations = [
@@ -38,7 +45,7 @@ class Migration(migrations.Migration):
                 ('finished_at', models.DateTimeField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
-                ('image', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='analysis', to='catalog.productimage')),
+                ('image', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='analysis', to=IMAGE_MODEL)),
             ],
             options={
                 'verbose_name': 'image analysis',
@@ -65,7 +72,7 @@ class Migration(migrations.Migration):
                 ('embedding', pgvector.django.vector.VectorField(dimensions=256, editable=False)),
                 ('model_version', models.CharField(blank=True, max_length=200)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='detected_articles', to='catalog.product')),
+                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='detected_articles', to=PRODUCT_MODEL)),
                 ('analysis', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='articles', to='recommender.imageanalysis')),
             ],
             options={

@@ -7,7 +7,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0002_image_validation'),
         ('recommender', '0001_initial'),
     ]
 

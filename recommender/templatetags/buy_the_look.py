@@ -15,14 +15,14 @@ from django.utils.safestring import mark_safe
 
 from .. import cache as look_cache
 from ..conf import settings
-from ..services import look_for
+from ..looks import look_for
 
 register = template.Library()
 logger = logging.getLogger(__name__)
 
 
 def group_by_image(rows):
-    """``[{"image": ProductImage, "rows": [LookRow, …]}, …]`` in the order of ``rows``."""
+    """``[{"image": ImageFacts, "rows": [LookRow, …]}, …]`` in the order of ``rows``."""
     looks = []
     for row in rows:
         if not looks or looks[-1]["image"] is not row.image:

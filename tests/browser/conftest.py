@@ -46,7 +46,7 @@ def test_pipeline(settings):
     from recommender import pipeline
     from robust_parts import FAKE_PIPELINE
 
-    settings.BUY_THE_LOOK = {"PIPELINE": dict(FAKE_PIPELINE)}
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "PIPELINE": dict(FAKE_PIPELINE)}
     pipeline.reset()
     yield
     pipeline.reset()

@@ -38,7 +38,7 @@ def pipeline_kind(request, settings):
     if request.param == "test-parts":
         request.getfixturevalue("test_pipeline")
     else:
-        settings.BUY_THE_LOOK = {}
+        settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter"}
         pipeline.reset()
     return request.param
 
@@ -76,8 +76,8 @@ def stock_with_test_parts():
 def stock_with_committed_weights(tmp_path):
     """A slice of the demo catalogue (4 products per gender and look category) and one demo look, imported by
     the project's own commands and analysed by the real pipeline."""
-    from catalog.taxonomy import look_category_for
-    from recommender.signals import defer_analysis
+    from recommender.taxonomy import look_category_for
+    from recommender.hooks import defer_analysis
 
     with open(DEMO / "products" / "styles.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))

@@ -4,7 +4,7 @@ from collections import Counter
 
 from PIL import Image
 
-from catalog.taxonomy import look_category_for
+from recommender.taxonomy import look_category_for
 
 from catalog_helpers import DEMO_DATA
 

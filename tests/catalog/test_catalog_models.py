@@ -7,7 +7,7 @@ from django.core.files.base import ContentFile
 
 from catalog.models import Product, ProductImage
 from catalog.pricing import suggested_price
-from catalog.taxonomy import look_category_for
+from recommender.taxonomy import look_category_for
 
 from catalog_helpers import image_bytes
 

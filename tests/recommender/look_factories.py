@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from PIL import Image, ImageDraw
 
 from catalog.models import Product, ProductImage
-from catalog.taxonomy import look_category_for
+from recommender.taxonomy import look_category_for
 from recommender.conf import EMBEDDING_DIM
 from recommender.models import DetectedArticle, ImageAnalysis
 
@@ -65,7 +65,7 @@ def make_image(product, content=None, **kwargs):
 def make_analysis(image, *, full_shot=False, gender=None, status="done"):
     return ImageAnalysis.objects.update_or_create(
         image=image,
-        defaults=dict(status=status, is_full_shot=full_shot, gender=gender or image.product.gender,
+        defaults=dict(product=image.product, sha256=image.sha256, status=status, is_full_shot=full_shot, gender=gender or image.product.gender,
                       gender_source="product", width=image.width, height=image.height,
                       timings={"pose": 10.0, "detect": 40.0, "embed": 20.0, "total": 70.0},
                       model_versions={"embedder": "test"}),
@@ -104,7 +104,7 @@ def bulk_inventory(specs):
         for product in products
     ])
     analyses = ImageAnalysis.objects.bulk_create([
-        ImageAnalysis(image=image, status="done", is_full_shot=False, gender=image.product.gender,
+        ImageAnalysis(image=image, product=image.product, status="done", is_full_shot=False, gender=image.product.gender,
                       gender_source="product", model_versions={"embedder": "test"})
         for image in images
     ])

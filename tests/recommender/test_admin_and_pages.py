@@ -76,7 +76,7 @@ def test_search_page_form_and_errors(client):
 
 
 def test_search_page_refuses_oversized_photos(client, settings):
-    settings.BUY_THE_LOOK = {"SEARCH_MAX_UPLOAD_BYTES": 2048}
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "SEARCH_MAX_UPLOAD_BYTES": 2048}
     upload = SimpleUploadedFile("huge.png", b"\x89PNG" + b"1" * 10_000, content_type="image/png")
     response = client.post("/search/", {"photo": upload})
     assert response.status_code == 400 and "huge.png is 10 KB; photos may be at most 2 KB" in response.content.decode()

@@ -94,7 +94,7 @@ def test_search_is_public_and_explains_a_bad_photo(clients, who):
 
 
 def test_search_refuses_big_and_empty_files(clients, settings):
-    settings.BUY_THE_LOOK = {"SEARCH_MAX_UPLOAD_BYTES": 1000}
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "SEARCH_MAX_UPLOAD_BYTES": 1000}
     client = clients["anonymous"]
     big = SimpleUploadedFile("big.png", b"\x89PNG" + b"0" * 5000, content_type="image/png")
     response = client.post("/api/search/", {"image": big}, format="multipart")
@@ -133,9 +133,9 @@ def test_look_parameters(clients, stocked):
     assert body["k"] == 3
     for row in body["rows"]:
         assert len(row["recommendations"]) == 3
-        assert {card["base_colour"] for card in row["recommendations"]} == {"Red"}
+        assert {card["colour"] for card in row["recommendations"]} == {"red"}
         card = row["recommendations"][0]
-        assert set(card) >= {"id", "sku", "name", "url", "image", "price", "distance"}
+        assert set(card) >= {"id", "reference", "name", "url", "image", "price", "currency", "distance"}
         assert card["url"].startswith("http://testserver/")
         assert set(row["article"]["box"]) == {"x1", "y1", "x2", "y2"}
     footwear = body["rows"][1]

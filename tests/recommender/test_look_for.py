@@ -5,7 +5,9 @@ from django.db import connection, transaction
 
 from recommender.conf import settings as look_settings
 from recommender.models import DetectedArticle
-from recommender.services import Filters, configure_search, look_for, nearest_products
+from recommender.filters import Filters
+from recommender.looks import look_for
+from recommender.queries import configure_search, nearest_products
 
 from look_factories import png_bytes, add_article, bulk_inventory, make_analysis, make_image, make_product, near, random_unit
 
@@ -93,7 +95,7 @@ def test_one_percent_colour_filter_still_returns_k(look, rng):
     # Excluding a colour works the same way round.
     rows = rows_by_category(look_for(look["product"], exclude_colours="Blue"))
     assert len(rows["top"].recommendations) == look_settings.K
-    assert {p.base_colour for p in rows["top"].recommendations} == {"Purple"}
+    assert {p.colour for p in rows["top"].recommendations} == {"purple"}
 
 
 def test_iterative_scan_itself_finds_k_under_a_selective_filter(look, rng):
@@ -183,15 +185,15 @@ def test_inactive_products_are_excluded(look, rng, django_capture_on_commit_call
     analysis = make_analysis(make_image(hidden), full_shot=False)
     add_article(analysis, "top", query, inventory=True)
     bulk_inventory([{"category": "top", "embedding": random_unit(rng)} for _ in range(20)])
-    assert hidden in rows_by_category(look_for(look["product"]))["top"].recommendations
+    assert hidden.pk in {p.pk for p in rows_by_category(look_for(look["product"]))["top"].recommendations}
     with django_capture_on_commit_callbacks(execute=True):
         hidden.is_active = False
         hidden.save()  # catalog's product_changed → the articles' copy of the flag follows
     assert not DetectedArticle.objects.get(product=hidden).is_active
-    assert hidden not in rows_by_category(look_for(look["product"]))["top"].recommendations
+    assert hidden.pk not in {p.pk for p in rows_by_category(look_for(look["product"]))["top"].recommendations}
     # Bulk-created inactive products are excluded too.
     bulk_inventory([{"category": "top", "embedding": query, "active": False} for _ in range(5)])
-    assert all(p.is_active for p in rows_by_category(look_for(look["product"]))["top"].recommendations)
+    assert all(p.is_available for p in rows_by_category(look_for(look["product"]))["top"].recommendations)
 
 
 def test_price_range_and_bad_parameters(look, rng):
@@ -220,4 +222,4 @@ def test_query_count_is_one_per_article_plus_constant(look, rng, django_assert_m
         rows = look_for(look["product"])
         for row in rows:
             for product in row.recommendations:
-                assert product.primary_image is not None  # prefetched: no query per card
+                assert product.image_url  # prefetched: no query per card

@@ -1,5 +1,7 @@
 """Storing an analysis: inventory rules, idempotent replacement, denormalised copies."""
 import numpy as np
+
+from catalog.adapter import CatalogAdapter
 import pytest
 from ml.pipeline import Analysis, Article
 
@@ -81,7 +83,7 @@ def test_a_result_for_an_outdated_file_is_not_written(rng):
     shirt = make_product(category="top")
     image = make_image(shirt)
     analysis = start(image.pk)
-    stored = store(analysis, image, result(rng, full_shot=True, articles=LOOK), sha256="0" * 64)
+    stored = store(analysis, image, result(rng, full_shot=True, articles=LOOK), version="0" * 64)
     assert stored.status == "running" and stored.articles.count() == 0
 
 
@@ -93,4 +95,4 @@ def test_wrong_embedding_dimension_is_refused_with_a_clear_message(rng):
     bad = result(rng, full_shot=False)
     bad.image_embedding = np.ones(512, dtype=np.float32)
     with pytest.raises(AnalysisFailed, match="512-dimensional"):
-        build_articles(start(image.pk), shirt, bad)
+        build_articles(start(image.pk), shirt.pk, CatalogAdapter().describe(shirt), bad)

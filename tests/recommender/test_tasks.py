@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from catalog.models import ProductImage
 from look_factories import NOT_AN_IMAGE, make_image, make_product, use_broker
 from recommender.models import ImageAnalysis
-from recommender.signals import BROKER_DOWN_MESSAGE, defer_analysis
+from recommender.hooks import BROKER_DOWN_MESSAGE, defer_analysis
 from recommender.tasks import analyse_image
 
 
@@ -101,13 +101,16 @@ def test_broker_down_the_image_is_saved_and_stays_queued(broker_down, caplog):
 
 
 @pytest.mark.django_db
-def test_analyse_command_reports_and_refuses_unknown_skus(capsys):
-    image = make_image(make_product(category="top", sku="SHIRT-1"), content=NOT_AN_IMAGE)
-    with pytest.raises(CommandError, match="no product with SKU NOPE"):
+def test_analyse_command_reports_and_refuses_unknown_products(capsys):
+    shirt = make_product(category="top", sku="SHIRT-1")
+    image = make_image(shirt, content=NOT_AN_IMAGE)
+    with pytest.raises(CommandError, match="takes product primary keys"):
         call_command("analyse", "--product", "NOPE")
-    call_command("analyse", "--product", "SHIRT-1", "--no-progress")
+    with pytest.raises(CommandError, match="no product with primary key 999999"):
+        call_command("analyse", "--product", "999999")
+    call_command("analyse", "--product", str(shirt.pk), "--no-progress")
     out = capsys.readouterr().out
-    assert "Analysing 1 images of SHIRT-1" in out and "1 failed" in out and f"image {image.pk}: " in out
+    assert f"Analysing 1 images of product(s) {shirt.pk}" in out and "1 failed" in out and f"image {image.pk}: " in out
     call_command("analyse", "--pending", "--no-progress")
     assert "Nothing to analyse" in capsys.readouterr().out
     call_command("analyse", "--failed", "--no-progress")

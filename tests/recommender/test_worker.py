@@ -92,7 +92,7 @@ def test_importing_the_recommender_loads_no_tensorflow():
     """A Celery prefork parent imports tasks, signals, admin, API: none may load TensorFlow before fork."""
     code = (
         "import sys, django; django.setup();"
-        "import shop.celery, shop.urls, recommender.tasks, recommender.signals, recommender.services, "
+        "import shop.celery, shop.urls, recommender.tasks, recommender.hooks, recommender.looks, recommender.photo_search, "
         "recommender.api, recommender.admin, recommender.views, recommender.templatetags.buy_the_look, "
         "recommender.pipeline, recommender.management.commands.analyse, recommender.management.commands.reindex;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'keras_cv')))"

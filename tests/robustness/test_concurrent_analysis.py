@@ -9,7 +9,7 @@ from django.db import connection
 from catalog.models import Product, ProductImage
 from recommender.analysis import analyse_product_image
 from recommender.models import DetectedArticle, ImageAnalysis
-from recommender.signals import defer_analysis
+from recommender.hooks import defer_analysis
 from robust_inputs import jpeg
 
 RUNS = 8

@@ -30,7 +30,7 @@ def product_with_image(sku="LEFT-1", content=None, **fields):
 
 @pytest.fixture
 def failing_pipeline(settings):
-    settings.BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": "robust_parts.FailingDetector"}}
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "PIPELINE": {**FAKE_PIPELINE, "detector": "robust_parts.FailingDetector"}}
     pipeline.reset()
     yield
     pipeline.reset()
@@ -106,12 +106,12 @@ def test_a_product_form_error_in_the_admin_stores_no_image(admin_client, setting
 
 
 def test_a_failing_batch_in_manage_analyse_fails_each_image_with_its_message_and_can_be_rerun(settings):
-    from recommender.signals import defer_analysis
+    from recommender.hooks import defer_analysis
 
     with defer_analysis():
         images = [product_with_image(f"BATCH-{n}")[1] for n in range(3)]
         look = product_with_image("BATCH-LOOK", master_category="Outfit", sub_category="", article_type="")[1]
-    settings.BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": "robust_parts.FailingDetector",
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "PIPELINE": {**FAKE_PIPELINE, "detector": "robust_parts.FailingDetector",
                                           "embedder": "robust_parts.FailingEmbedder"}}
     pipeline.reset()
     try:
@@ -122,7 +122,7 @@ def test_a_failing_batch_in_manage_analyse_fails_each_image_with_its_message_and
         for analysis in ImageAnalysis.objects.all():
             assert analysis.error.startswith("pipeline error: RuntimeError:") and "injected" in analysis.error
         assert "4 failed" in out.getvalue()
-        settings.BUY_THE_LOOK = {"PIPELINE": dict(FAKE_PIPELINE)}
+        settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "PIPELINE": dict(FAKE_PIPELINE)}
         pipeline.reset()
         out = io.StringIO()
         call_command("analyse", "--failed", "--no-progress", stdout=out, stderr=out)

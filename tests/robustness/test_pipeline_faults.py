@@ -16,7 +16,7 @@ from django.db import connection
 from catalog.models import Product, ProductImage
 from recommender import pipeline
 from recommender.models import DetectedArticle, ImageAnalysis
-from recommender.signals import BROKER_DOWN_MESSAGE
+from recommender.hooks import BROKER_DOWN_MESSAGE
 from recommender.tasks import analyse_image
 from robust_celery import use_broker
 from robust_inputs import jpeg
@@ -60,7 +60,7 @@ def outfit_with_image(content=None):
 
 @pytest.mark.django_db
 def test_a_model_error_fails_the_analysis_visibly_and_it_can_be_run_again(settings, admin_client):
-    settings.BUY_THE_LOOK = {"PIPELINE": {**FAKE_PIPELINE, "detector": "robust_parts.FailingDetector"}}
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "PIPELINE": {**FAKE_PIPELINE, "detector": "robust_parts.FailingDetector"}}
     pipeline.reset()
     try:
         _, image = outfit_with_image()
@@ -79,7 +79,7 @@ def test_a_model_error_fails_the_analysis_visibly_and_it_can_be_run_again(settin
             assert page.status_code == 200 and FailingDetector.MESSAGE in page.content.decode(), url
 
         # The model is repaired; staff re-run the analysis from the admin.
-        settings.BUY_THE_LOOK = {"PIPELINE": dict(FAKE_PIPELINE)}
+        settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "PIPELINE": dict(FAKE_PIPELINE)}
         pipeline.reset()
         response = admin_client.post("/admin/recommender/imageanalysis/",
                                      {"action": "reanalyse", "_selected_action": [analysis.pk]}, follow=True)

@@ -1,4 +1,4 @@
-"""``manage.py analyse [--pending | --all | --failed | --product SKU …]``: analyse product images in this process.
+"""``manage.py analyse [--pending | --all | --failed | --product ID …]``: analyse product images in this process.
 
 Useful without a worker (after ``import_catalogue``, or when the broker was down during uploads: images then
 stay "queued"). Shows a progress bar and ends with a summary. Catalogue photos that are not full shots are
@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from django.utils import timezone
@@ -22,10 +21,6 @@ from recommender.models import ImageAnalysis
 STALE_RUNNING_MINUTES = 15
 
 
-def image_model():
-    return apps.get_model(settings.PRODUCT_IMAGE_MODEL)
-
-
 class Command(BaseCommand):
     help = "Analyse product images (pose gate, articles, embeddings) in this process and store the results."
 
@@ -35,26 +30,32 @@ class Command(BaseCommand):
                            help="images never analysed, still queued, or abandoned while running (the default)")
         which.add_argument("--all", action="store_true", help="every product image")
         which.add_argument("--failed", action="store_true", help="images whose last analysis failed")
-        which.add_argument("--product", action="append", metavar="SKU", help="the images of this product (repeatable)")
+        which.add_argument("--product", action="append", metavar="ID",
+                           help="the images of the product with this primary key (repeatable)")
         parser.add_argument("--limit", type=int, help="at most this many images")
         parser.add_argument("--batch-size", type=int, default=None,
                             help=f"catalogue photos embedded per batch (default {settings.EMBED_BATCH_SIZE})")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def select(self, options):
-        images = image_model().objects.all()
+        adapter = settings.adapter
+        images = adapter.all_images()
         if options["all"]:
             label = "all images"
         elif options["failed"]:
             images, label = images.filter(analysis__status=ImageAnalysis.Status.FAILED), "failed images"
         elif options["product"]:
-            Product = apps.get_model(settings.PRODUCT_MODEL)
-            skus = options["product"]
-            known = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
-            unknown = [sku for sku in skus if sku not in known]
+            wanted = options["product"]
+            bad = [value for value in wanted if not str(value).isdigit()]
+            if bad:
+                raise CommandError(f"--product takes product primary keys (numbers), got {', '.join(bad)}")
+            pks = [int(value) for value in wanted]
+            known = set(adapter.get_product_model()._default_manager.filter(pk__in=pks).values_list("pk", flat=True))
+            unknown = [str(pk) for pk in pks if pk not in known]
             if unknown:
-                raise CommandError(f"no product with SKU {', '.join(unknown)}")
-            images, label = images.filter(product__sku__in=skus), f"images of {', '.join(skus)}"
+                raise CommandError(f"no product with primary key {', '.join(unknown)}")
+            images = adapter.images_of_products(pks)
+            label = f"images of product(s) {', '.join(str(pk) for pk in pks)}"
         else:
             # Never analysed, queued, or "running" for so long that its process must have died.
             stale = timezone.now() - timedelta(minutes=STALE_RUNNING_MINUTES)

@@ -1,18 +1,20 @@
 """``manage.py reindex``: re-analyse every image whose stored model versions differ from the current pipeline's.
 
 Vectors of different models must never be mixed: after a new detector or embedder is installed, run this.
-``--dry-run`` only counts; ``--rebuild-index`` also rebuilds the HNSW index with BUY_THE_LOOK's HNSW_M and
-HNSW_EF_CONSTRUCTION.
-"""
-from django.core.management.base import BaseCommand
-from django.db import connection
+``--dry-run`` only counts; ``--rebuild-index`` also rebuilds the HNSW indexes exactly as the model (and so
+the migrations) defines them (``recommender.models.HNSW_M``/``HNSW_EF_CONSTRUCTION``).
 
-from recommender.conf import settings
+After the shop switched product adapters (``BUY_THE_LOOK["PRODUCT_ADAPTER"]``) on a database that already
+has vectors, the command first explains what must happen (the tables point at the old models) and stops.
+"""
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from pgvector.django import HnswIndex
+
+from recommender.checks import adapter_table_mismatch
 from recommender.models import DetectedArticle, ImageAnalysis
 
 from .analyse import Command as AnalyseCommand
-
-INDEX_NAME = "recommender_inventory_hnsw"
 
 
 class Command(BaseCommand):
@@ -27,6 +29,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from recommender import pipeline
 
+        mismatch = adapter_table_mismatch()
+        if mismatch:
+            raise CommandError(mismatch)
         current = pipeline.current_versions()
         self.stdout.write("Current models: " + ", ".join(f"{k}={v}" for k, v in sorted(current.items())))
         stale, reasons = [], {}
@@ -60,16 +65,10 @@ class Command(BaseCommand):
             self.rebuild_index()
 
     def rebuild_index(self):
-        from catalog.taxonomy import LOOK_CATEGORIES
-
-        m, ef = int(settings.HNSW_M), int(settings.HNSW_EF_CONSTRUCTION)
-        table = DetectedArticle._meta.db_table
-        indexes = [(INDEX_NAME, "")] + [(f"recommender_hnsw_{c}", f" AND category = '{c}'") for c in LOOK_CATEGORIES]
-        with connection.cursor() as cursor:
-            for name, extra in indexes:
-                cursor.execute(f"DROP INDEX IF EXISTS {name}")
-                cursor.execute(
-                    f"CREATE INDEX {name} ON {table} USING hnsw (embedding vector_cosine_ops) "
-                    f"WITH (m = {m}, ef_construction = {ef}) WHERE is_inventory AND is_active{extra}"
-                )
-                self.stdout.write(f"Rebuilt {name} (m={m}, ef_construction={ef}).")
+        """Drop and create again every HNSW index of ``DetectedArticle``, from its model definition."""
+        indexes = [index for index in DetectedArticle._meta.indexes if isinstance(index, HnswIndex)]
+        with connection.schema_editor(atomic=False) as editor:
+            for index in indexes:
+                editor.execute(f"DROP INDEX IF EXISTS {editor.quote_name(index.name)}")
+                editor.add_index(DetectedArticle, index)
+                self.stdout.write(f"Rebuilt {index.name} (m={index.m}, ef_construction={index.ef_construction}).")

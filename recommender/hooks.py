@@ -1,0 +1,129 @@
+"""How a shop tells the recommender what changed — the documented calls.
+
+Call them after the change is committed (the ready-made receivers of the shipped adapters do, through
+``transaction.on_commit``); each is cheap when there is nothing to do and never raises for a broker or a
+cache that is down (the image stays "queued" and a warning is logged)::
+
+    from recommender import hooks
+
+    hooks.image_changed(image)       # a product image was added, or its file replaced → (re-)analysed
+    hooks.image_removed(image)       # an image is no longer shown (deleted rows take their vectors with them)
+    hooks.product_changed(product)   # price, stock, gender, colour, category… → copies next to vectors re-synced
+    hooks.product_removed(product)   # a product is gone or no longer sold
+
+    with hooks.defer_analysis():     # bulk imports: images are only marked "queued" (no broker: not run now);
+        ...                          # ``manage.py analyse --pending`` (or the worker) analyses them afterwards
+
+With a Celery broker, analyses are queued as ``recommender.analyse_image`` tasks. Without one (Celery's
+eager mode) they run in this process, right away, except inside ``defer_analysis()``.
+"""
+import contextlib
+import logging
+import threading
+
+from celery import current_app
+
+from . import cache as look_cache
+from .conf import settings
+
+logger = logging.getLogger(__name__)
+
+BROKER_DOWN_MESSAGE = (
+    "broker unavailable; analysis of image %s stays queued — run manage.py analyse --pending (%s)"
+)
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def defer_analysis():
+    """Inside this block images are only marked ``queued``; analyses that a worker would run are still sent."""
+    previous = getattr(_state, "deferred", False)
+    _state.deferred = True
+    try:
+        yield
+    finally:
+        _state.deferred = previous
+
+
+def analysis_deferred():
+    """True inside ``defer_analysis()``."""
+    return bool(getattr(_state, "deferred", False))
+
+
+def is_eager():
+    return bool(current_app.conf.task_always_eager)
+
+
+def queue_analysis(image_id):
+    """Send ``analyse_image`` for ``image_id`` (eager: run it now). Returns False when the broker is down."""
+    from .tasks import analyse_image
+
+    try:
+        analyse_image.apply_async(
+            (image_id,),
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        )
+    except Exception as exc:  # kombu OperationalError, ConnectionError, redis errors …
+        if is_eager():
+            logger.exception("analysis of image %s raised", image_id)
+            return True
+        logger.warning(BROKER_DOWN_MESSAGE, image_id, exc)
+        return False
+    return True
+
+
+def _send(image_ids):
+    if is_eager() and analysis_deferred():
+        logger.debug("image(s) %s queued for manage.py analyse --pending", list(image_ids))
+        return
+    for image_id in image_ids:
+        queue_analysis(image_id)
+
+
+def image_changed(image):
+    """``image`` (an instance of the adapter's image model) is new or its file changed: analyse it."""
+    if not settings.ANALYSE_ON_SAVE or getattr(image, "pk", None) is None:
+        return
+    from .analysis import mark_queued
+
+    mark_queued(image)
+    look_cache.bump()
+    _send([image.pk])
+
+
+def image_removed(image):
+    """``image`` is gone (or no longer shown): its analysis and vectors are deleted."""
+    from .models import ImageAnalysis
+
+    image_id = getattr(image, "pk", image)
+    if image_id is not None:
+        ImageAnalysis.objects.filter(image_id=image_id).delete()
+    look_cache.bump()
+
+
+def product_removed(product):
+    """``product`` is deleted or withdrawn: it is no longer recommended (its vectors go with its rows)."""
+    from .models import DetectedArticle
+
+    product_id = getattr(product, "pk", product)
+    if product_id is not None:
+        DetectedArticle.objects.filter(product_id=product_id).update(is_active=False)
+    look_cache.bump()
+
+
+def product_changed(product):
+    """``product``'s facts changed (price, stock, gender, colour, look category…): the copies stored next to
+    its vectors are brought up to date; if its role as a recommendable article changed (another look
+    category, it became an outfit), its images are analysed again."""
+    from .sync import resync_product
+
+    look_cache.bump()
+    requeue = resync_product(product)
+    if requeue and settings.ANALYSE_ON_SAVE:
+        from .analysis import mark_queued
+
+        for image_id in requeue:
+            mark_queued(image_id)
+        _send(requeue)

@@ -1,0 +1,160 @@
+"""``look_for(product)``: the "buy the look" rows of a product.
+
+One row per article of the product's full-shot photo(s) ("Top", "Bottom", "Footwear", …), each holding the
+k nearest *recommendable* products (a product's own article, see ``recommender.analysis``) of the same
+look category and a compatible gender (``BUY_THE_LOOK["GENDER_POLICY"]``: the same or Unisex, never the
+other), excluding the product itself and the products showing the same photo, optionally filtered by
+colour and price. The products come back as ``Recommendation`` cards described by the shop's adapter.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+
+from ml.boxes import suppress_overlaps
+
+from .adapters import ProductFacts
+from .conf import settings
+from .filters import Filters
+from .models import DetectedArticle, ImageAnalysis
+from .queries import configure_search, search
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A product card of a look row: the adapter's facts of the product and its distance to the article.
+
+    The facts' fields read through: ``card.name``, ``card.url``, ``card.price``, ``card.image_url`` …
+    """
+
+    product: ProductFacts
+    distance: float
+
+    @property
+    def similarity(self) -> float:
+        return 1.0 - self.distance
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.product, name)
+
+
+@dataclass
+class LookRow:
+    """One article of a photo and its recommendations (``Recommendation`` cards, nearest first)."""
+
+    article: DetectedArticle
+    category: str
+    label: str
+    recommendations: list = field(default_factory=list)
+    #: every box of this category in the photo (e.g. both shoes), the best one first
+    articles: list = field(default_factory=list)
+    #: the photo (``ImageFacts``) the article was found in; None for a visitor's photo
+    image: object = None
+
+    @property
+    def key(self):
+        return f"{self.category}-{self.article.pk or id(self.article)}"
+
+
+def rows_for(articles_by_image):
+    """Group articles into rows: one per (image, category), best article first, in category order."""
+    order = {name: index for index, name in enumerate(settings.CATEGORIES)}
+    rows = []
+    for image, articles in articles_by_image:
+        grouped = {}
+        for article in sorted(articles, key=lambda a: -a.confidence):
+            grouped.setdefault(article.category, []).append(article)
+        for category in sorted(grouped, key=lambda c: order.get(c, len(order))):
+            group = suppress_overlaps(grouped[category])
+            rows.append(
+                LookRow(article=group[0], category=category, label=settings.label(category),
+                        articles=group, image=image)
+            )
+    return rows
+
+
+def attach_cards(rows_with_hits):
+    """Attach ``Recommendation`` cards (the adapter's facts, in the order found) to each row.
+
+    A product deleted meanwhile, or one the adapter cannot describe or says is not available now, is left out.
+    """
+    ids = {product_id for _, hits in rows_with_hits for product_id, _ in hits}
+    facts = {}
+    if ids:
+        adapter = settings.adapter
+        products = adapter.products_by_pk(ids)
+        try:
+            described = adapter.describe_many([products[pk] for pk in sorted(products)])
+        except Exception:
+            logger.exception("the product adapter could not describe products %s", sorted(products))
+            described = []
+        facts = {item.pk: item for item in described}
+    for row, hits in rows_with_hits:
+        row.recommendations = [
+            Recommendation(product=facts[product_id], distance=distance)
+            for product_id, distance in hits
+            if product_id in facts and facts[product_id].is_available
+        ]
+
+
+def duplicate_product_ids(product_id):
+    """The product itself and every product showing one of its photos (same file content)."""
+    digests = ImageAnalysis.objects.filter(product_id=product_id).exclude(sha256="").values("sha256")
+    ids = set(ImageAnalysis.objects.filter(sha256__in=digests).values_list("product_id", flat=True))
+    ids.discard(None)
+    ids.add(product_id)
+    return ids
+
+
+def full_shot_articles(product):
+    """``[(ImageFacts, [DetectedArticle])]`` of ``product``'s analysed full shots, in the shop's image order.
+
+    One query for the articles (with their analyses), one for the product's images (their order and URLs).
+    """
+    articles = list(
+        DetectedArticle.objects.filter(
+            analysis__product_id=product.pk,
+            analysis__status=ImageAnalysis.Status.DONE,
+            analysis__is_full_shot=True,
+            category__in=settings.CATEGORIES,
+            confidence__gte=settings.MIN_ARTICLE_CONFIDENCE,
+        ).select_related("analysis").order_by("analysis_id", "-confidence", "id")
+    )
+    if not articles:
+        return []
+    by_image = {}
+    for article in articles:
+        by_image.setdefault(article.analysis.image_id, []).append(article)
+    adapter = settings.adapter
+    return [(adapter.image_facts(image), by_image[image.pk])
+            for image in adapter.images_of(product) if image.pk in by_image]
+
+
+def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None, max_price=None):
+    """Rows ``[LookRow]`` for each article of ``product``'s full-shot photo(s); ``[]`` when it has none.
+
+    ``product``: an instance of the adapter's product model. Raises ``ValueError`` (with a message naming
+    the parameter) for a bad k or price.
+    """
+    filters = Filters.build(k, colours, exclude_colours, min_price, max_price)
+    rows = rows_for(full_shot_articles(product))
+    if not rows:
+        return []
+    excluded = duplicate_product_ids(product.pk)
+    hits = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        configure_search(cursor, filters.k * settings.OVERFETCH)
+        for row in rows:
+            hits.append((row, search(
+                cursor, row.article.embedding, category=row.category,
+                genders=settings.compatible_genders(row.article.gender), filters=filters, exclude_ids=excluded,
+                model_version=row.article.model_version,
+            )))
+    attach_cards(hits)
+    return rows

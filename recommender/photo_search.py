@@ -1,0 +1,101 @@
+"""``search_by_photo(image)``: a visitor's photo → the shop's most similar products, per article in it.
+
+The photo goes through the same pipeline as a product photo, except that articles are looked for whatever
+the pose gate says (visitors' photos are often half-body shots or close-ups). When no article is found the
+whole photo is searched. Nothing of the photo is stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+
+from .conf import settings
+from .filters import Filters
+from .looks import LookRow, attach_cards, rows_for
+from .models import DetectedArticle
+from .queries import configure_search, search
+
+
+@dataclass
+class SearchResult:
+    """What ``search_by_photo`` found in a visitor's photo."""
+
+    rows: list
+    width: int
+    height: int
+    is_full_shot: bool
+    gender: str | None
+    gender_source: str | None
+    gender_confidence: float | None
+    timings: dict
+    picture: object = None  # the decoded PIL image (for showing it back)
+
+
+def search_by_photo(image, gender=None, category=None, colours=None, exclude_colours=None,
+                    min_price=None, max_price=None, k=None):
+    """Analyse a visitor's photo and find products for each article in it.
+
+    ``image``: bytes, a path, a file object or a PIL image (``ml.images.ImageError`` names what is wrong
+    with a bad one). ``gender``: "Men", "Women", … or None to predict it. ``category``: only that look
+    category's row. When no article is found the whole photo is searched (within ``category`` if given).
+    """
+    from ml.images import load_image
+
+    from . import pipeline
+
+    filters = Filters.build(k, colours, exclude_colours, min_price, max_price)
+    if category and category not in settings.CATEGORIES:
+        raise ValueError(f"unknown category {category!r}; choose one of {', '.join(settings.CATEGORIES)}")
+    picture = load_image(image)
+    # Visitors' photos are often half-body or close-ups: look for articles whatever the pose gate says.
+    result = pipeline.analyse(picture, gender=gender or None, detect=True)
+    chosen_gender = gender or getattr(result, "gender", None) or None
+    source = "visitor" if gender else getattr(result, "gender_source", None)
+
+    articles = []
+    for found in result.articles or []:
+        if found.category not in settings.CATEGORIES or found.confidence < settings.MIN_ARTICLE_CONFIDENCE:
+            continue
+        if category and found.category != category:
+            continue
+        x1, y1, x2, y2 = (float(min(max(v, 0.0), 1.0)) for v in found.box)
+        articles.append(DetectedArticle(
+            category=found.category, x1=x1, y1=y1, x2=x2, y2=y2, confidence=float(found.confidence),
+            gender=chosen_gender or "", embedding=np.asarray(found.embedding, dtype=np.float32),
+        ))
+    embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder")
+    rows = rows_for([(None, articles)])
+    if not rows:
+        whole = DetectedArticle(
+            category=category or "", x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
+            gender=chosen_gender or "", is_whole_image=True,
+            embedding=np.asarray(result.image_embedding, dtype=np.float32),
+        )
+        rows = [LookRow(article=whole, category=category or "",
+                        label=settings.label(category) if category else "Similar products", articles=[whole])]
+    for index, row in enumerate(rows):
+        row.article.pk = None
+        row.index = index
+    hits = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        configure_search(cursor, filters.k * settings.OVERFETCH)
+        for row in rows:
+            hits.append((row, search(
+                cursor, row.article.embedding, category=row.category or None,
+                genders=settings.compatible_genders(chosen_gender), filters=filters, exclude_ids=(),
+                model_version=embedder_version,
+            )))
+    attach_cards(hits)
+    return SearchResult(
+        rows=rows,
+        width=getattr(result, "width", picture.width),
+        height=getattr(result, "height", picture.height),
+        is_full_shot=bool(getattr(result, "is_full_shot", False)),
+        gender=chosen_gender,
+        gender_source=source,
+        gender_confidence=getattr(result, "gender_confidence", None),
+        timings=dict(getattr(result, "timings", None) or {}),
+        picture=picture,
+    )

@@ -1,0 +1,128 @@
+"""The nearest-neighbour query: the k nearest recommendable products of one article vector.
+
+One SQL statement per article asks the partial HNSW index of its look category for the nearest rows that
+pass the filter, with pgvector's iterative scan (``hnsw.iterative_scan = relaxed_order``, set with
+``set_config(..., is_local => true)`` inside a transaction, so it works through connection poolers and with
+psycopg 3 server-side binding), re-orders them by exact distance and folds several images of one product
+into one recommendation. Only when that yields fewer than k products (a filter so selective that the scan
+gave up) a second, exact query runs over the filter's B-tree index — which returns k whenever k candidates
+exist. The query reads the recommender's own table only: the filter columns are copies of the shop's facts.
+
+Vectors are passed as query parameters adapted by ``pgvector.psycopg``'s dumpers (registered on each database
+connection the first time it runs a look query): in pgvector's binary format when the connection binds
+parameters server-side (``OPTIONS={"server_side_binding": True}``), as its text form with Django's default
+client-side binding. No vector literal is built by hand.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pgvector import Vector
+
+from .conf import settings
+from .models import DetectedArticle
+
+TABLE = DetectedArticle._meta.db_table
+
+
+def vector_parameter(cursor, embedding):
+    """``embedding`` as a query parameter adapted by pgvector's psycopg dumpers (binary with server-side
+    binding, its text form with Django's default client-side binding); registered once per connection."""
+    from pgvector.psycopg.vector import register_vector_info
+    from psycopg.types import TypeInfo
+
+    raw_cursor = getattr(cursor, "cursor", cursor)  # Django's wrapper → the psycopg cursor
+    connection = raw_cursor.connection
+    info = getattr(connection, "_buy_the_look_vector_info", None)
+    if info is None:
+        info = TypeInfo.fetch(connection, "vector")
+        register_vector_info(connection, info)  # cursors made from now on
+        connection._buy_the_look_vector_info = info
+    if not getattr(raw_cursor, "_buy_the_look_vector", False):
+        register_vector_info(raw_cursor, info)  # this cursor (its adapters were copied when it was made)
+        raw_cursor._buy_the_look_vector = True
+    return Vector(np.asarray(embedding, dtype=np.float32).reshape(-1))
+
+
+def where_clause(category, genders, filters, exclude_ids, model_version=None):
+    """The WHERE clause and its parameters of a look query."""
+    clauses = ["is_inventory", "is_active"]
+    params = []
+    if model_version:
+        # vectors of different embedders are not comparable: while `manage.py reindex` catches up after
+        # a model change, only vectors of the query's own model are candidates
+        clauses.append("model_version = %s")
+        params.append(model_version)
+    if category:
+        clauses.append("category = %s")
+        params.append(category)
+    if genders is not None:
+        clauses.append("gender = ANY(%s)")
+        params.append(list(genders))
+    if filters.colours:
+        clauses.append("base_colour = ANY(%s)")
+        params.append(filters.colours)
+    if filters.exclude_colours:
+        clauses.append("NOT (base_colour = ANY(%s))")
+        params.append(filters.exclude_colours)
+    if filters.min_price is not None:
+        clauses.append("price >= %s")
+        params.append(filters.min_price)
+    if filters.max_price is not None:
+        clauses.append("price <= %s")
+        params.append(filters.max_price)
+    if exclude_ids:
+        clauses.append("NOT (product_id = ANY(%s))")
+        params.append(sorted(exclude_ids))
+    return " AND ".join(clauses), params
+
+
+def configure_search(cursor, limit):
+    """Iterative HNSW scan for this transaction (``SET LOCAL`` through ``set_config``, parameter-safe)."""
+    ef_search = min(max(int(settings.EF_SEARCH), int(limit)), 1000)
+    cursor.execute(
+        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
+        [str(ef_search)],
+    )
+
+
+def nearest_products(cursor, embedding, *, category, genders, filters, exclude_ids=(), exact=False,
+                     model_version=None):
+    """``[(product_id, distance), …]``: the ``filters.k`` nearest inventory products, nearest first.
+
+    Approximate (HNSW, iterative scan) unless ``exact``; call ``configure_search`` first in the same
+    transaction for the approximate form. ``model_version``: only vectors of that embedder.
+    """
+    where, params = where_clause(category, genders, filters, exclude_ids, model_version)
+    vector = vector_parameter(cursor, embedding)
+    if exact:
+        sql = (
+            f"SELECT product_id, MIN(embedding <=> %s) AS distance FROM {TABLE} "
+            f"WHERE {where} GROUP BY product_id ORDER BY distance, product_id LIMIT %s"
+        )
+        cursor.execute(sql, [vector, *params, filters.k])
+    else:
+        limit = filters.k * max(1, int(settings.OVERFETCH))
+        sql = (
+            f"WITH candidates AS MATERIALIZED ("
+            f"SELECT product_id, embedding <=> %s AS distance FROM {TABLE} "
+            f"WHERE {where} ORDER BY embedding <=> %s LIMIT %s) "
+            f"SELECT product_id, MIN(distance) AS distance FROM candidates "
+            f"GROUP BY product_id ORDER BY distance, product_id LIMIT %s"
+        )
+        cursor.execute(sql, [vector, *params, vector, limit, filters.k])
+    return [(product_id, float(distance)) for product_id, distance in cursor.fetchall()]
+
+
+def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None):
+    """``nearest_products``, approximate first, exact when the approximate scan found fewer than k."""
+    found = nearest_products(
+        cursor, embedding, category=category, genders=genders, filters=filters, exclude_ids=exclude_ids,
+        model_version=model_version,
+    )
+    if len(found) < filters.k:
+        # A filter so selective that the iterative scan stopped early: exact search over the B-tree index.
+        found = nearest_products(
+            cursor, embedding, category=category, genders=genders, filters=filters,
+            exclude_ids=exclude_ids, exact=True, model_version=model_version,
+        )
+    return found
