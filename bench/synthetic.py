@@ -252,34 +252,34 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
             with cursor.copy(
                 "COPY recommender_imageanalysis (id, status, error, is_full_shot, pose_score, gender, gender_source, "
                 "gender_confidence, width, height, timings, model_versions, attempts, started_at, finished_at, "
-                "created_at, updated_at, image_id) FROM STDIN"
+                "created_at, updated_at, image_id, product_id, sha256, image_version) FROM STDIN"
             ) as copy:
                 versions = '{"embedder": "bench-synthetic"}'
                 for pk in tqdm(range(1, n + 1), desc="analyses", unit="row", disable=not progress, mininterval=1,
                                unit_scale=True):
                     copy.write_row((pk, "done", "", False, 0.1, GENDERS[inventory.gender[pk - 1]], "product", 1.0,
-                                    224, 224, "{}", versions, 1, now, now, now, now, pk))
+                                    224, 224, "{}", versions, 1, now, now, now, now, pk, pk, f"{pk:064x}", ""))
                 for pk, gender in zip(look_ids, look_genders):
                     copy.write_row((pk, "done", "", True, 0.95, gender, "product", 1.0, 400, 800, "{}", versions,
-                                    1, now, now, now, now, pk))
+                                    1, now, now, now, now, pk, pk, f"{pk:064x}", ""))
             seconds["analyses"] = time.perf_counter() - started
 
             started = time.perf_counter()
             with cursor.copy(
                 "COPY recommender_detectedarticle (id, category, x1, y1, x2, y2, confidence, gender, base_colour, "
                 "price, is_active, is_inventory, is_whole_image, embedding, model_version, created_at, product_id, "
-                "analysis_id) FROM STDIN WITH (FORMAT BINARY)"
+                "analysis_id, article_type) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["int8", "varchar", "float8", "float8", "float8", "float8", "float8", "varchar",
                                 "varchar", "numeric", "bool", "bool", "bool", "vector", "varchar", "timestamptz",
-                                "int8", "int8"])
+                                "int8", "int8", "varchar"])
                 for i in tqdm(range(n), desc="articles", unit="row", disable=not progress, mininterval=1,
                               unit_scale=True):
                     pk = i + 1
                     copy.write_row((
                         pk, CATEGORIES[inventory.category[i]], 0.0, 0.0, 1.0, 1.0, 1.0, GENDERS[inventory.gender[i]],
                         COLOURS[inventory.colour[i]], Decimal(f"{inventory.price[i]:.2f}"), True, True, True,
-                        inventory.vectors[i], "bench-synthetic", now, pk, pk,
+                        inventory.vectors[i], "bench-synthetic", now, pk, pk, "",
                     ))
                 article = n
                 for pk, gender in zip(look_ids, look_genders):
@@ -291,7 +291,7 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
                         cluster = rng.choice(candidates, p=weight / weight.sum())
                         vector = _points(rng, inventory.centres[cluster], inventory.bases[cluster], 1, QUERY_NOISE)[0]
                         copy.write_row((article, category, *box, 0.9, gender, "", Decimal("89.00"), True, False,
-                                        False, vector, "bench-synthetic", now, pk, pk))
+                                        False, vector, "bench-synthetic", now, pk, pk, ""))
             seconds["articles"] = time.perf_counter() - started
 
             for table in ("catalog_product", "catalog_productimage", "recommender_imageanalysis",
