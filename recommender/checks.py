@@ -84,10 +84,15 @@ def adapter_table_mismatch(using="default"):
 
     from .models import ImageAnalysis
 
+    from django.apps import apps
+
     connection = connections[using]
     table = ImageAnalysis._meta.db_table
     expected = settings.adapter_class.image_model
-    wanted = ImageAnalysis._meta.get_field("image").related_model._meta.db_table
+    try:
+        wanted = apps.get_model(expected)._meta.db_table
+    except LookupError:
+        return f"BUY_THE_LOOK['PRODUCT_ADAPTER'] names image model {expected}, which is not installed"
     try:
         with connection.cursor() as cursor:
             cursor.execute(

@@ -20,6 +20,7 @@ from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
 from .queries import configure_search, search
+from .sync import describe
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +89,11 @@ def attach_cards(rows_with_hits):
     facts = {}
     if ids:
         adapter = settings.adapter
-        products = adapter.products_by_pk(ids)
+        products = [product for _, product in sorted(adapter.products_by_pk(ids).items())]
         try:
-            described = adapter.describe_many([products[pk] for pk in sorted(products)])
-        except Exception:
-            logger.exception("the product adapter could not describe products %s", sorted(products))
-            described = []
+            described = adapter.describe_many(products)
+        except Exception:  # one bad product: describe them one by one, leaving out those that fail
+            described = [item for item in map(describe, products) if item is not None]
         facts = {item.pk: item for item in described}
     for row, hits in rows_with_hits:
         row.recommendations = [

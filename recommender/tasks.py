@@ -16,6 +16,21 @@ logger = logging.getLogger(__name__)
 
 
 class AnalyseImageTask(Task):
+    """The analysis task's options read ``BUY_THE_LOOK`` when they are used (sending, retrying, running), not
+    when this module is imported: a changed setting (tests, a reloaded configuration) takes effect."""
+
+    @property
+    def max_retries(self):
+        return settings.TASK_MAX_RETRIES
+
+    @property
+    def soft_time_limit(self):
+        return settings.TASK_TIME_LIMIT
+
+    @property
+    def time_limit(self):
+        return settings.TASK_TIME_LIMIT + 60
+
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         """Retries exhausted (or an unexpected error): the analysis is failed, not left "running"."""
         image_id = args[0] if args else kwargs.get("image_id")
@@ -40,9 +55,6 @@ class AnalyseImageTask(Task):
     retry_backoff=2,
     retry_backoff_max=300,
     retry_jitter=True,
-    max_retries=settings.TASK_MAX_RETRIES,
-    soft_time_limit=settings.TASK_TIME_LIMIT,
-    time_limit=settings.TASK_TIME_LIMIT + 60,
 )
 def analyse_image(self, image_id):
     """Analyse product image ``image_id`` and store its articles; returns a small summary."""

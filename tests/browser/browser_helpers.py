@@ -15,9 +15,3 @@ def shot(page, name):
     page.screenshot(path=str(path), full_page=True)
     return path
 
-
-def missing_weights():
-    from ml import detect, embed, gender
-
-    return [path.name for path in (detect.DEFAULT_WEIGHTS, embed.DEFAULT_WEIGHTS, gender.DEFAULT_WEIGHTS)
-            if not path.exists()]

@@ -20,15 +20,14 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 
 from catalog.models import Product, ProductImage
-from browser_helpers import ROOT, missing_weights, shot
+from browser_helpers import ROOT, shot
 from recommender.models import ImageAnalysis
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO = ROOT / "demo_data"
 LOOK_PHOTO = sorted((DEMO / "looks").glob("*.jpg"))[0]
-PIPELINES = ["test-parts", pytest.param("committed-weights", marks=pytest.mark.skipif(
-    bool(missing_weights()), reason=f"model weights not committed yet: {missing_weights()}"))]
+PIPELINES = ["test-parts", "committed-weights"]
 
 
 @pytest.fixture(params=PIPELINES)

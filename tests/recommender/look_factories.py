@@ -123,14 +123,6 @@ def bulk_inventory(specs):
 
 
 
-def missing_weights():
-    """Weights files the default pipeline needs that are not in the repository (empty: all there)."""
-    from ml import detect, embed, gender
-
-    return [str(path.name) for path in (detect.DEFAULT_WEIGHTS, embed.DEFAULT_WEIGHTS, gender.DEFAULT_WEIGHTS)
-            if not path.exists()]
-
-
 def demo_look_photo():
     """A full-body street photo of the committed demo data."""
     from pathlib import Path

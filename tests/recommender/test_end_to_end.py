@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from catalog.models import Product, ProductImage
-from look_factories import demo_look_photo, make_image, make_product, missing_weights
+from look_factories import demo_look_photo, make_image, make_product
 from recommender.models import DetectedArticle, ImageAnalysis
 from recommender.tasks import analyse_image
 
@@ -19,7 +19,6 @@ DEMO = ROOT / "demo_data"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(missing_weights()), reason=f"model weights not committed yet: {missing_weights()}"),
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 from django.db import connection
 
-from look_factories import NOT_AN_IMAGE, demo_look_photo, make_image, make_product, missing_weights, use_broker
+from look_factories import NOT_AN_IMAGE, demo_look_photo, make_image, make_product, use_broker
 from recommender.models import ImageAnalysis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,6 @@ def test_worker_records_a_failed_analysis(worker):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(bool(missing_weights()), reason=f"model weights not committed yet: {missing_weights()}")
 def test_worker_analyses_an_uploaded_full_shot(worker):
     outfit = make_product(category="", outfit=True, gender="Women")
     image = make_image(outfit, content=demo_look_photo().read_bytes())

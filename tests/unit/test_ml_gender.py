@@ -4,12 +4,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ml.gender import DEFAULT_WEIGHTS, LABELS, GenderClassifier, upper_body_crop
+from ml.gender import LABELS, GenderClassifier, upper_body_crop
 from ml.images import load_image
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(),
-                                reason=f"gender weights not committed yet: {DEFAULT_WEIGHTS.name}")
 
 
 @pytest.fixture(scope="module")

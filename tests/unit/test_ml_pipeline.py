@@ -1,7 +1,6 @@
 """ml.pipeline.analyse end to end with the project's real parts and committed weights."""
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +17,6 @@ STREET = FIXTURES / "street_full_body.jpg"
 SHOE = FIXTURES / "catalogue_shoe.jpg"
 
 
-def _missing_weights():
-    from ml import detect, embed, gender
-
-    wanted = {"detector": detect.DEFAULT_WEIGHTS, "embedder": embed.DEFAULT_WEIGHTS,
-              "gender": gender.DEFAULT_WEIGHTS}
-    return [f"{name} ({path.name})" for name, path in wanted.items() if not path.exists()]
-
-
-MISSING = _missing_weights()
-needs_weights = pytest.mark.skipif(bool(MISSING), reason=f"weights not committed yet: {', '.join(MISSING)}")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +56,6 @@ def test_crop_with_margin_widens_and_clips():
     assert crop_with_margin(img, (0.0, 0.0, 1.0, 1.0)).size == (200, 100)  # clipped at the edges
 
 
-@needs_weights
 def test_default_parts_are_built_once_without_loading_tensorflow():
     code = (
         "import sys, threading\n"
@@ -82,7 +70,6 @@ def test_default_parts_are_built_once_without_loading_tensorflow():
     assert out.stdout.strip() == "False"
 
 
-@needs_weights
 def test_full_body_street_photo(street_analysis, parts):
     a = street_analysis
     assert (a.width, a.height) == (550, 810)
@@ -108,7 +95,6 @@ def test_full_body_street_photo(street_analysis, parts):
     assert a.model_versions["embedder"] == parts.embedder.version
 
 
-@needs_weights
 def test_product_gender_wins_over_the_prediction(parts):
     a = ml.analyse(STREET, gender="Women", parts=parts, detect=False)
     assert (a.gender, a.gender_confidence, a.gender_source) == ("Women", 1.0, "product")
@@ -116,7 +102,6 @@ def test_product_gender_wins_over_the_prediction(parts):
     assert a.articles == [] and "detector" not in a.model_versions  # detect=False skips it
 
 
-@needs_weights
 def test_shoe_close_up_is_not_a_full_shot_and_gets_no_articles(parts):
     a = ml.analyse(Image.open(SHOE), gender="Men", parts=parts)
     assert not a.is_full_shot
@@ -126,7 +111,6 @@ def test_shoe_close_up_is_not_a_full_shot_and_gets_no_articles(parts):
     assert "detector" in forced.model_versions
 
 
-@needs_weights
 def test_exif_rotated_upload_is_analysed_upright(parts, street_analysis):
     import io
 
@@ -161,7 +145,6 @@ def _png_declaring(width, height):
     return bytes(data)
 
 
-@needs_weights
 @pytest.mark.parametrize("variant", ["cmyk_jpeg", "rgba_png", "grey_16bit_png"])
 def test_unusual_encodings_give_a_correct_analysis(parts, street_analysis, variant):
     source = Image.open(STREET)

@@ -67,8 +67,6 @@ class Command(BaseCommand):
         return images, label
 
     def handle(self, *args, **options):
-        from recommender.analysis import analyse_many
-
         images, label = self.select(options)
         ids = list(images.order_by("id").values_list("id", flat=True))
         if options["limit"]:
