@@ -30,7 +30,22 @@ SEARCH_UNAVAILABLE = "Search by photo is unavailable right now; please try again
 
 class SearchRateThrottle(ScopedRateThrottle):
     """The "search" rate (scope ``search``). Its counts live in the cache; when the cache is unreachable the
-    search is let through (and logged) rather than failed: the shop stays usable while Redis is down."""
+    search is let through (and logged) rather than failed: the shop stays usable while Redis is down.
+
+    A visitor is identified by the connection's address (``REMOTE_ADDR``), never by a header the visitor can
+    write: ``X-Forwarded-For`` is read only when ``BUY_THE_LOOK["TRUSTED_PROXIES"]`` says how many proxies of
+    the shop's own stand in front (then the address that many hops from the right is the client's).
+    """
+
+    def get_ident(self, request):
+        remote = request.META.get("REMOTE_ADDR") or ""
+        proxies = int(settings.TRUSTED_PROXIES or 0)
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if proxies > 0 and forwarded:
+            hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+            if hops:
+                return hops[-min(proxies, len(hops))]
+        return remote
 
     def allow_request(self, request, view):
         try:

@@ -65,6 +65,10 @@ DEFAULTS = {
     "PRICE_FORMAT": "€{amount}",
     # Widget cache lifetime in seconds (it is also invalidated whenever a product or an analysis changes).
     "CACHE_TIMEOUT": 60 * 60,
+    # How many reverse proxies of the shop's own stand in front of Django. 0 (the default): a visitor is its
+    # connection's address and X-Forwarded-For is ignored (a visitor could write anything there to escape
+    # the search throttle). Behind one proxy that sets X-Forwarded-For (nginx, a load balancer): 1.
+    "TRUSTED_PROXIES": 0,
     # Largest photo a visitor may upload to search by photo (page and API), in bytes.
     "SEARCH_MAX_UPLOAD_BYTES": 8 * 1024 * 1024,
     # Analyse product images when the shop says they were added or replaced (``recommender.hooks``). With a

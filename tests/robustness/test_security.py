@@ -343,3 +343,30 @@ def test_hostile_product_text_is_escaped_on_every_page(admin_client, fake_pipeli
         pages.append(admin_client.get(url).content.decode())
     for html in pages:
         assert "<script>alert" not in html and "onerror=alert" not in html.replace("onerror=alert(1)&gt;", "")
+
+
+@pytest.mark.parametrize("door", ["api", "page"])
+def test_a_made_up_forwarded_for_header_neither_escapes_the_limit_nor_locks_out_another_visitor(
+        db, monkeypatch, settings, door):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES,
+                                                                 "search": "3/minute"})
+
+    def search(client, **headers):
+        upload = SimpleUploadedFile("notes.jpg", TEXT, content_type="image/jpeg")
+        if door == "api":
+            return client.post("/api/search/", {"image": upload}, format="multipart", headers=headers).status_code
+        return client.post("/search/", {"photo": upload}, headers=headers).status_code
+
+    spoofer = APIClient(REMOTE_ADDR="10.1.1.1")
+    codes = [search(spoofer, X_FORWARDED_FOR=f"1.2.3.{n}") for n in range(6)]
+    assert codes == [400, 400, 400, 429, 429, 429]  # a new made-up address each time changes nothing
+    # The spoofer wrote another visitor's address in the header: that visitor is not locked out.
+    victim = APIClient(REMOTE_ADDR="10.2.2.2")
+    assert search(victim) == 400
+    # Behind one trusted proxy, the proxy's X-Forwarded-For names the visitor.
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "TRUSTED_PROXIES": 1}
+    proxy = APIClient(REMOTE_ADDR="10.0.0.1")
+    assert [search(proxy, X_FORWARDED_FOR="203.0.113.7") for _ in range(4)] == [400, 400, 400, 429]
+    assert search(proxy, X_FORWARDED_FOR="203.0.113.8") == 400
