@@ -65,6 +65,8 @@ DEFAULTS = {
     "PRICE_FORMAT": "€{amount}",
     # Widget cache lifetime in seconds (it is also invalidated whenever a product or an analysis changes).
     "CACHE_TIMEOUT": 60 * 60,
+    # Paths answered in JSON by ``recommender.middleware.ApiErrorsAsJson`` when Django itself raises an error.
+    "API_PATH_PREFIX": "/api/",
     # How many reverse proxies of the shop's own stand in front of Django. 0 (the default): a visitor is its
     # connection's address and X-Forwarded-For is ignored (a visitor could write anything there to escape
     # the search throttle). Behind one proxy that sets X-Forwarded-For (nginx, a load balancer): 1.

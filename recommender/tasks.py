@@ -31,6 +31,11 @@ class AnalyseImageTask(Task):
     def time_limit(self):
         return settings.TASK_TIME_LIMIT + 60
 
+    def _get_exec_options(self):
+        # Celery caches the sending options (time limits among them) on first use; read them afresh.
+        self._exec_options = None
+        return super()._get_exec_options()
+
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         """Retries exhausted (or an unexpected error): the analysis is failed, not left "running"."""
         image_id = args[0] if args else kwargs.get("image_id")

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "recommender.middleware.ApiErrorsAsJson",  # first: Django's own error pages on /api/ become JSON
     "django.middleware.security.SecurityMiddleware",
     "shop.middleware.RejectNullBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -295,13 +295,12 @@ def test_a_poison_image_that_kills_its_worker_every_time_is_failed_not_retried_f
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_hung_model_is_stopped_by_the_time_limit_and_the_analysis_failed(workers, monkeypatch):
+def test_a_hung_model_is_stopped_by_the_time_limit_and_the_analysis_failed(workers, settings):
     # The shop runs with BUY_THE_LOOK["TASK_TIME_LIMIT"] = 3: the worker, and this process, which sends the task
     # (Celery's message carries the sender's limits).
     workers.env.update(BTL_DETECTOR="robust_parts.HangingDetector", BTL_TIME_LIMIT="3")
-    monkeypatch.setattr(analyse_image, "soft_time_limit", 3)
-    monkeypatch.setattr(analyse_image, "time_limit", 63)
-    monkeypatch.setattr(analyse_image, "_exec_options", None)
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "TASK_TIME_LIMIT": 3}
+    assert (analyse_image.soft_time_limit, analyse_image.time_limit) == (3, 63)  # read when the task is sent
     workers.start()
     _, image = outfit_with_image()
     analysis = wait_until(lambda: ImageAnalysis.objects.filter(image=image, status__in=["done", "failed"]).first(),

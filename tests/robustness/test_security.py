@@ -370,3 +370,34 @@ def test_a_made_up_forwarded_for_header_neither_escapes_the_limit_nor_locks_out_
     proxy = APIClient(REMOTE_ADDR="10.0.0.1")
     assert [search(proxy, X_FORWARDED_FOR="203.0.113.7") for _ in range(4)] == [400, 400, 400, 429]
     assert search(proxy, X_FORWARDED_FOR="203.0.113.8") == 400
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors Django raises itself are JSON on API paths
+
+
+@pytest.mark.parametrize("path, headers, status", [
+    ("/api/no-such-endpoint/", {}, 404),
+    ("/api/products/1/look/", {"HTTP_HOST": "evil.example"}, 400),   # a Host not in ALLOWED_HOSTS
+    ("/api/products/1/look/?colour=%00", {}, 400),                    # the shop's NUL-byte guard
+])
+def test_errors_raised_by_django_on_api_paths_are_json(db, client, path, headers, status):
+    response = client.get(path, **headers)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"detail"} and response.json()["detail"]
+
+
+def test_a_server_error_on_an_api_path_is_json(db, settings):
+    from django.test import Client
+
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "PRODUCT_ADAPTER": "test_security_parts.ExplodingAdapter"}
+    response = Client(raise_request_exception=False).get("/api/images/1/analysis/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Server error; please try again later."}
+
+
+def test_html_pages_and_drf_errors_are_left_alone(db, client):
+    assert "text/html" in client.get("/no-such-page/")["Content-Type"]
+    response = client.get("/api/products/999999/look/")
+    assert response.status_code == 404 and response.json() == {"detail": "No Product matches the given query."}
