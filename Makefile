@@ -40,6 +40,7 @@ demo: setup
 test: setup
 	@bash scripts/install_chromium.sh
 	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --ds=tests.oscar_shop.settings tests/oscar_shop
 
 worker: setup
 	$(VENV)/bin/celery -A shop worker --loglevel=info --concurrency=$${WORKER_CONCURRENCY:-2}

@@ -202,7 +202,8 @@ class OscarAdapter(ProductAdapter):
         article_type = (values.get(self.article_type_attribute, "") if self.article_type_attribute else "") \
             or (product_class.name if product_class is not None else "")
 
-        info = strategy.fetch_for_product(product)
+        # as Oscar's own templates do ({% purchase_info_for_product %}): parents have a policy of their own
+        info = strategy.fetch_for_parent(product) if product.is_parent else strategy.fetch_for_product(product)
         price, currency = None, ""
         if info.price.exists:
             price = info.price.incl_tax if info.price.is_tax_known else info.price.excl_tax

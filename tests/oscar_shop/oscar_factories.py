@@ -114,9 +114,9 @@ def build_shop():
                                      price="120.00", photo=MEN_LOOK),
             "women_look": shop.product("Women's street look", "Looks", gender="Women", categories=["Looks"],
                                        price="140.00", photo=WOMEN_LOOK),
-            "men_tee": shop.product("Men's white tee", "T-shirts", gender="Men", colour="White",
+            "men_tee": shop.product("Men's sports tee", "T-shirts", gender="Men", colour="Black",
                                     categories=["Clothing > Tops"], price="19.99", photo=TSHIRT),
-            "women_tee": shop.product("Women's white tee", "T-shirts", gender="Women", colour="White",
+            "women_tee": shop.product("Women's sports tee", "T-shirts", gender="Women", colour="Black",
                                       categories=["Clothing > Tops"], price="24.00", photo=TSHIRT),
             "men_shoe": shop.product("Men's leather shoe", "Shoes", gender="Men", colour="Brown",
                                      categories=["Footwear"], price="59.00", photo=SHOE),
@@ -126,7 +126,7 @@ def build_shop():
             "dress": shop.product("Summer dress", "Dresses", gender="Women", colour="Blue",
                                   categories=["Clothing > Dresses"], price="79.00", photo=DRESS),
             # the shop forgot the gender: sold, but never in a gendered look row
-            "no_gender_tee": shop.product("Tee without gender", "T-shirts", colour="White", price="9.00",
+            "no_gender_tee": shop.product("Tee without gender", "T-shirts", colour="Black", price="9.00",
                                           photo=TSHIRT),
             # a class and category the look mapping does not know: never a look recommendation
             "mystery": shop.product("Mystery item", "Gadgets", gender="Men", categories=["Misc"], price="5.00",

@@ -68,8 +68,9 @@ INSTALLED_APPS = [
     "sorl.thumbnail",
     "django_tables2",
 
-    "rest_framework",  # buy-the-look
-    "recommender",     # buy-the-look
+    "rest_framework",    # buy-the-look
+    "drf_spectacular",   # buy-the-look (the API's schema)
+    "recommender",       # buy-the-look
 ]
 
 MIDDLEWARE = [
@@ -139,6 +140,7 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", Path(tempfile.gettempdir()) / "
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", Path(tempfile.gettempdir()) / "oscar_shop_media"))
 
+SERVE_MEDIA = True  # the test shop serves MEDIA_ROOT itself (tests run with DEBUG off); a real shop's web server does
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users only
 
 OSCAR_SHOP_NAME = "Oscar test shop"
@@ -182,7 +184,10 @@ BUY_THE_LOOK = {
     "PRICE_FORMAT": "€{amount}",
 }
 # buy-the-look: the rate of search by photo (each search runs the whole pipeline)
-REST_FRAMEWORK = {"DEFAULT_THROTTLE_RATES": {"search": "30/minute"}}
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"search": "30/minute"},
+}
 
 LOGGING = {
     "version": 1,
