@@ -205,6 +205,7 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     min_side: int = DEFAULT_MIN_SIDE,
+    max_side: int | None = None,
 ) -> Image.Image:
     """Decode ``source`` into an 8-bit RGB image with EXIF orientation applied.
 
@@ -215,6 +216,10 @@ def load_image(
     Raises ``ImageError`` (a ``ValueError``) naming the problem: empty, not an image, truncated,
     too large (declared size checked before decoding; ``max_pixels``), file too big
     (``max_bytes``) or too small (``min_side``).
+
+    ``max_side``: the result's longer side at most this many pixels — a JPEG is decoded at reduced
+    size from the start (DCT scaling, ``draft``), other formats are reduced after decoding; bounds the
+    cost of every later step whatever the photo's size.
     """
     if isinstance(source, Image.Image):
         img = source
@@ -229,6 +234,8 @@ def load_image(
         data = _read_source(source, max_bytes)
         img = _open(data, max_pixels)
         _check_size(img.width, img.height, max_pixels, min_side)
+        if max_side and img.format == "JPEG" and max(img.size) > max_side:
+            img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale, still ≥ max_side
         img = _decode(img)
 
     try:
@@ -238,6 +245,9 @@ def load_image(
     if oriented is not None:
         img = oriented
     rgb = _to_rgb(img)
+    if max_side and max(rgb.size) > max_side:
+        rgb = rgb.copy() if rgb is source else rgb
+        rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     if rgb is source:
         rgb = rgb.copy()
     rgb.info.pop("exif", None)

@@ -71,6 +71,11 @@ DEFAULTS = {
     # connection's address and X-Forwarded-For is ignored (a visitor could write anything there to escape
     # the search throttle). Behind one proxy that sets X-Forwarded-For (nginx, a load balancer): 1.
     "TRUSTED_PROXIES": 0,
+    # Largest photo a visitor may search with, in pixels (staff uploads may be larger): a photo over it is
+    # refused before it is decoded. And the longer side a search photo is decoded to (a JPEG at reduced size
+    # from the start): the cost of a search stays bounded whatever the photo.
+    "SEARCH_MAX_PIXELS": 16_000_000,
+    "SEARCH_DECODE_SIDE": 1600,
     # Largest photo a visitor may upload to search by photo (page and API), in bytes.
     "SEARCH_MAX_UPLOAD_BYTES": 8 * 1024 * 1024,
     # Analyse product images when the shop says they were added or replaced (``recommender.hooks``). With a

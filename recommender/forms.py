@@ -30,7 +30,7 @@ def decode_photo(data, name="photo"):
     from ml.images import ImageError, load_image
 
     try:
-        return load_image(data)
+        return load_image(data, max_pixels=settings.SEARCH_MAX_PIXELS, max_side=settings.SEARCH_DECODE_SIDE)
     except ImageError as exc:
         raise forms.ValidationError(f"{name}: {exc}.", code="invalid_image") from None
 

@@ -48,7 +48,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
     filters = Filters.build(k, colours, exclude_colours, min_price, max_price)
     if category and category not in settings.CATEGORIES:
         raise ValueError(f"unknown category {category!r}; choose one of {', '.join(settings.CATEGORIES)}")
-    picture = load_image(image)
+    picture = load_image(image, max_pixels=settings.SEARCH_MAX_PIXELS, max_side=settings.SEARCH_DECODE_SIDE)
     # Visitors' photos are often half-body or close-ups: look for articles whatever the pose gate says.
     result = pipeline.analyse(picture, gender=gender or None, detect=True)
     chosen_gender = gender or getattr(result, "gender", None) or None

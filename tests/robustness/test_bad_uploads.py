@@ -153,3 +153,49 @@ def test_the_real_default_size_limit_applies_to_api_uploads(staff_api, product, 
     assert response.status_code == 400
     assert "the limit is 10.0 MB" in response.content.decode().replace("\xa0", " ")
     assert snapshot(settings) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# Bounded cost per search photo
+
+
+def _png(width, height):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (240, 240, 240)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("door", ["api", "page"])
+def test_a_tiny_file_of_too_many_pixels_is_refused_before_decoding(db, client, door):
+    """A few KB of PNG declaring 6,300 × 6,300 pixels (under the 40-megapixel staff limit) cost seconds of CPU
+    per search: search photos have their own, lower pixel budget, checked on the header."""
+    data = _png(6300, 6300)
+    assert len(data) < 200_000
+    upload = SimpleUploadedFile("huge.png", data, content_type="image/png")
+    if door == "api":
+        response = client.post("/api/search/", {"image": upload})
+        message = " ".join(response.json()["image"])
+    else:
+        response = client.post("/search/", {"photo": upload})
+        message = response.content.decode()
+    assert response.status_code == 400
+    assert "6300×6300 pixels exceeds the 16 megapixel limit" in message
+
+
+def test_search_photos_are_decoded_at_a_bounded_size():
+    import io
+
+    from PIL import Image
+
+    from ml.images import load_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (10, 120, 200)).save(buffer, format="JPEG", quality=80)
+    picture = load_image(buffer.getvalue(), max_side=1600)
+    assert max(picture.size) <= 1600 and picture.size[0] > picture.size[1]
+    assert load_image(_png(2400, 1200), max_side=1600).size == (1600, 800)
+    assert load_image(_png(800, 600), max_side=1600).size == (800, 600)  # never enlarged
