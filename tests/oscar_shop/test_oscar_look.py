@@ -243,3 +243,13 @@ def test_a_broken_oscar_image_gives_a_failed_analysis_not_a_crash(client, shop, 
     call_command("analyse", "--product", str(product.pk), "--no-progress", verbosity=0)  # through the adapter
     analysis = ImageAnalysis.objects.get(image_id=gone.pk)
     assert analysis.status == "failed" and "missing" in analysis.error and "gone" in analysis.error
+
+
+def test_the_recommenders_admin_lists_and_searches_oscar_images(admin_client, shop):
+    response = admin_client.get("/admin/recommender/imageanalysis/", {"q": "sports tee"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Men&#x27;s sports tee" in html or "Men's sports tee" in html
+    assert "Summer dress" not in html
+    analysis = ImageAnalysis.objects.get(product_id=shop["men_look"].pk)
+    assert admin_client.get(f"/admin/recommender/imageanalysis/{analysis.pk}/change/").status_code == 200
