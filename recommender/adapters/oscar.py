@@ -60,7 +60,7 @@ from collections.abc import Mapping
 
 from django.apps import apps
 from django.core.files.storage import FileSystemStorage
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Prefetch, Q
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 
@@ -484,8 +484,6 @@ _local = threading.local()
 
 def _batch(using):
     """The current transaction's batch on ``using`` (a new one when the last was flushed or rolled back)."""
-    from django.db import connections
-
     batches = getattr(_local, "batches", None)
     if batches is None:
         batches = _local.batches = {}
@@ -495,14 +493,20 @@ def _batch(using):
         entry[1] is batch.callback for entry in connection.run_on_commit)
     if not pending:
         batch = batches[using] = _Batch(using)
-        transaction.on_commit(batch.callback, using=using)  # outside a transaction: runs at once
+        transaction.on_commit(batch.callback, using=using)
     return batch
 
 
 def _schedule(using, kind, pk):
     if pk is None:
         return
-    getattr(_batch(using or "default"), kind)[pk] = True
+    using = using or DEFAULT_DB_ALIAS
+    if not connections[using].in_atomic_block:  # autocommit: the change is committed already, tell it now
+        batch = _Batch(using)
+        getattr(batch, kind)[pk] = True
+        batch.flush()
+        return
+    getattr(_batch(using), kind)[pk] = True
 
 
 def _image_file(instance):

@@ -295,3 +295,41 @@ def test_fixture_loading_and_unchanged_files_do_not_analyse(catalogue, calls, dj
         again.caption = "new caption"
         again.save()
     assert calls == []
+
+
+def test_a_renamed_category_or_class_resyncs_its_analysed_products(catalogue, calls, django_capture_on_commit_callbacks):
+    from recommender.models import ImageAnalysis
+
+    with django_capture_on_commit_callbacks(execute=True):
+        analysed = catalogue.product("Analysed", "Misc", gender="Men", categories=["Clothing > Knits"], photo=TSHIRT)
+        catalogue.product("Never analysed", "Misc", gender="Men", categories=["Clothing > Knits"])
+    image = analysed.images.get()
+    ImageAnalysis.objects.create(image=image, product_id=analysed.pk, status="done")
+    calls.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        knits = catalogue.category("Clothing > Knits")
+        knits.name = "Knitwear"
+        knits.save()
+    assert calls == [("product_changed", analysed.pk)]
+    calls.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        product_class = catalogue.product_class("Misc")
+        product_class.name = "Jumpers"
+        product_class.save()
+    assert calls == [("product_changed", analysed.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_outside_a_transaction_are_told_at_once(calls):
+    """Autocommit (no ATOMIC_REQUESTS, a script): each save is committed when it returns, and told then."""
+    catalogue = Catalogue()
+    product = catalogue.product("Shirt", "T-shirts", gender="Men")  # (made in its own transaction)
+    calls.clear()
+    image = add_image(product, TSHIRT.read_bytes())
+    assert calls == [("image_changed", image.pk), ("product_changed", product.pk)] or \
+        calls == [("product_changed", product.pk), ("image_changed", image.pk)]
+    calls.clear()
+    record = StockRecord.objects.get(product=product)
+    record.num_in_stock = 0
+    record.save()
+    assert calls == [("product_changed", product.pk)]
