@@ -179,6 +179,8 @@ BUY_THE_LOOK = {
             # categories (name, slug or full slug)
             "clothing/tops": "top",
             "Footwear": "footwear",
+            # whole outfits sold as one product: they get a widget, they are never a recommendation
+            "Looks": "",
         },
     },
     "PRICE_FORMAT": "€{amount}",

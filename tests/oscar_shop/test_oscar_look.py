@@ -226,6 +226,7 @@ def test_products_the_adapter_cannot_place_never_appear_in_a_look_row(client, sh
 
     messages = [message.msg for message in run_checks() if message.id == "recommender.W020"]
     assert messages and "no 'gender' attribute value" in messages[0] and "Gadgets" in messages[0]
+    assert "'Looks'" not in messages[0]  # mapped to "" in the settings: a decision, not a problem
 
 
 def test_a_broken_oscar_image_gives_a_failed_analysis_not_a_crash(client, shop, django_capture_on_commit_callbacks):
