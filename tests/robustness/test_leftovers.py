@@ -130,3 +130,36 @@ def test_a_failing_batch_in_manage_analyse_fails_each_image_with_its_message_and
         assert set(ImageAnalysis.objects.values_list("attempts", flat=True)) == {2}
     finally:
         pipeline.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vectors_are_derived_data_reindex_rebuilds_an_emptied_article_table(fake_pipeline):
+    """Backups need the database's shop rows and the media files; the vectors can be rebuilt: empty the article
+    table of an analysed shop, run reindex, and the same look rows come back."""
+    from PIL import Image
+
+    from recommender.looks import look_for
+    from recommender.models import DetectedArticle
+
+    def photo(seed, size):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, (seed * 37 % 255, seed * 91 % 255, 120)).save(buffer, format="PNG")
+        return ContentFile(buffer.getvalue(), name=f"p{seed}.png")
+
+    outfit = Product.objects.create(sku="LOOK-1", name="Look", gender="", master_category="Outfit")
+    ProductImage.objects.create(product=outfit, file=photo(7, (300, 600)), is_primary=True)
+    for seed, sub_category in enumerate(["Topwear", "Topwear", "Shoes", "Shoes"]):
+        product = Product.objects.create(sku=f"P{seed}", name=f"P{seed}", gender="Women", sub_category=sub_category)
+        ProductImage.objects.create(product=product, file=photo(20 + seed, (200, 260)), is_primary=True)
+
+    def rows():
+        return [(row.category, [card.pk for card in row.recommendations]) for row in look_for(outfit)]
+
+    before = rows()
+    assert before and all(cards for _, cards in before)
+    articles = DetectedArticle.objects.count()
+    DetectedArticle.objects.all().delete()
+    assert rows() == []
+    call_command("reindex", "--no-progress")
+    assert DetectedArticle.objects.count() == articles
+    assert rows() == before

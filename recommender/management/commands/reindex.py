@@ -1,4 +1,6 @@
-"""``manage.py reindex``: re-analyse every image whose stored model versions differ from the current pipeline's.
+"""``manage.py reindex``: re-analyse every image whose stored model versions differ from the current pipeline's,
+and every analysis whose vectors are missing (vectors are derived data: the database's image rows and the
+media files are what must be backed up; the article vectors are rebuilt from them).
 
 Vectors of different models must never be mixed: after a new detector or embedder is installed, run this.
 ``--dry-run`` only counts; ``--rebuild-index`` also rebuilds the HNSW indexes exactly as the model (and so
@@ -9,6 +11,7 @@ has vectors, the command first explains what must happen (the tables point at th
 """
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.db.models import Count
 from pgvector.django import HnswIndex
 
 from recommender.checks import adapter_table_mismatch
@@ -52,6 +55,15 @@ class Command(BaseCommand):
         stale.extend(sorted(odd))
         if odd:
             reasons["vectors"] = len(odd)
+        # Analyses marked done whose vectors are gone (a restored database without the article table, rows
+        # deleted by hand): vectors are derived data, made again from the images.
+        lost = set(
+            ImageAnalysis.objects.filter(status=ImageAnalysis.Status.DONE)
+            .annotate(n=Count("articles")).filter(n=0).values_list("image_id", flat=True)
+        ) - set(stale)
+        stale.extend(sorted(lost))
+        if lost:
+            reasons["vectors missing"] = len(lost)
         if not stale:
             self.stdout.write("Everything is up to date.")
         else:
