@@ -333,3 +333,9 @@ def test_changes_outside_a_transaction_are_told_at_once(calls):
     record.num_in_stock = 0
     record.save()
     assert calls == [("product_changed", product.pk)]
+
+
+def test_the_recommenders_migrations_match_its_models_in_an_oscar_shop():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "recommender", "--check", "--dry-run", verbosity=0)  # SystemExit(1) on a diff

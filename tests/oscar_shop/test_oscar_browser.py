@@ -52,3 +52,44 @@ def test_oscar_product_page_shows_the_look_in_chromium(live_server, page):
     card.click()
     page.wait_for_url(f"**{product.get_absolute_url()}")
     expect(page.locator("article.product_page h1")).to_have_text(product.get_title())
+
+
+def test_staff_uploads_a_look_photo_and_changes_a_price_in_oscars_dashboard(live_server, page):
+    """The shop's staff work in Oscar's dashboard as usual: a photo uploaded there is analysed once the request
+    commits, and a price changed there is on the look's cards."""
+    from django.contrib.auth import get_user_model
+    from playwright.sync_api import expect
+
+    from oscar_factories import MEN_LOOK, Catalogue
+    from recommender.models import ImageAnalysis
+
+    catalogue, items = build_shop()
+    look = catalogue.product("Fresh look", "Looks", gender="Men", categories=["Looks"], price="99.00")
+    get_user_model().objects.create_user(username="staff", email="staff@example.com", password="pw",
+                                         is_staff=True, is_superuser=True)
+    page.goto(live_server.url + "/admin/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+
+    page.goto(live_server.url + f"/dashboard/catalogue/products/{look.pk}/")
+    page.click('a[href="#product_images"]')
+    page.set_input_files('input[name="images-0-original"]', str(MEN_LOOK))
+    page.click('button[name="action"][value="continue"]')
+    page.wait_for_load_state()
+    analysis = ImageAnalysis.objects.get(image__product=look)
+    assert analysis.status == "done" and analysis.is_full_shot, analysis.error
+
+    tee = items["men_tee"]
+    page.goto(live_server.url + f"/dashboard/catalogue/products/{tee.pk}/")
+    page.click('a[href="#product_stock"]')
+    page.fill('input[name="stockrecords-0-price"]', "14.25")
+    page.click('button[name="action"][value="continue"]')
+    page.wait_for_load_state()
+
+    page.goto(live_server.url + look.get_absolute_url())
+    card = page.locator(f'.btl__card a[data-product="{tee.pk}"]').first
+    expect(card).to_be_visible()
+    expect(card.locator(".btl__price")).to_have_text("€14.25")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "oscar-dashboard-upload-look.png"), full_page=True)
