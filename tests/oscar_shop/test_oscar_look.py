@@ -112,7 +112,10 @@ def test_look_api_hides_products_oscar_does_not_show(client, shop):
     product.is_public = False
     product.save()
     assert client.get(f"/api/products/{product.pk}/look/").status_code == 404
-    assert client.get("/api/products/999999/look/").status_code == 404
+    missing = client.get("/api/products/999999/look/")
+    assert missing.status_code == 404 and "detail" in missing.json()
+    unknown = client.get("/api/no-such-endpoint/")  # Django's own 404, as JSON under /api/
+    assert unknown.status_code == 404 and "detail" in unknown.json()
 
 
 def test_search_by_photo_api_answers_with_oscar_products(client, shop):
