@@ -85,6 +85,9 @@ DEFAULTS = {
     "ANALYSE_ON_SAVE": True,
     # Images per batch when ``manage.py analyse`` embeds catalogue photos that are not full shots.
     "EMBED_BATCH_SIZE": 32,
+    # Load the models when a Celery worker process starts, and in web processes that call
+    # ``recommender.warmup.start()`` (their WSGI module), so that no visitor waits for them. False: load on first use.
+    "WARM_UP": True,
     # Task retries on transient errors (database or broker connection lost).
     "TASK_MAX_RETRIES": 5,
     # A task whose worker process died during the analysis (a crash, the out-of-memory killer) is delivered

@@ -8,6 +8,7 @@ errors (database or connection lost) with exponential backoff, and records every
 import logging
 
 from celery import Task, shared_task
+from celery.signals import worker_process_init
 
 from .analysis import TRANSIENT_ERRORS, analyse_product_image
 from .conf import settings
@@ -76,3 +77,16 @@ def analyse_image(self, image_id):
         "articles": analysis.articles.count(),
         "error": analysis.error,
     }
+
+
+@worker_process_init.connect(dispatch_uid="recommender.warm_up")
+def warm_up_worker_process(**kwargs):
+    """Each worker process loads the models as it starts (after the fork), unless ``WARM_UP`` is false."""
+    if not settings.WARM_UP:
+        return
+    from .warmup import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # the first analysis will report what is broken
+        logger.exception("warming up the models failed")

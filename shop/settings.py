@@ -187,6 +187,8 @@ LOGGING = {
 BUY_THE_LOOK = {
     # How the recommender learns about the demo shop's products (catalog/adapter.py).
     "PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter",
+    # Load the models when a server or worker process starts (WARM_UP=0 in the environment: on first use).
+    "WARM_UP": env_bool("WARM_UP", True),
 }
 
 if not DEBUG:

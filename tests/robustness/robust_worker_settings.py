@@ -8,7 +8,7 @@ from shop.settings import *  # noqa: F401,F403
 
 from robust_parts import FAKE_PIPELINE
 
-BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "PIPELINE": {**FAKE_PIPELINE, "detector": os.environ.get("BTL_DETECTOR", "robust_parts.SlowOnceDetector")},
+BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "WARM_UP": False, "PIPELINE": {**FAKE_PIPELINE, "detector": os.environ.get("BTL_DETECTOR", "robust_parts.SlowOnceDetector")},
                 "TASK_TIME_LIMIT": int(os.environ.get("BTL_TIME_LIMIT", "600"))}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("BTL_VISIBILITY_TIMEOUT", "600")),
                                    # every Redis key of this test run is prefixed: runs in parallel never meet

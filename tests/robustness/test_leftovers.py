@@ -163,3 +163,18 @@ def test_vectors_are_derived_data_reindex_rebuilds_an_emptied_article_table(fake
     call_command("reindex", "--no-progress")
     assert DetectedArticle.objects.count() == articles
     assert rows() == before
+
+
+def test_warm_up_loads_the_parts_once_and_can_be_turned_off(fake_pipeline, settings):
+    from recommender import warmup
+
+    warmup._done.clear()
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "WARM_UP": False}
+    assert warmup.start() is None and not warmup.is_warm()
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "WARM_UP": True}
+    thread = warmup.start()
+    thread.join(timeout=60)
+    assert warmup.is_warm()
+    assert warmup.warm_up() == 0.0  # once per process
+    assert pipeline.get_parts().embedder.version == "test-embedder-1"
+    warmup._done.clear()
