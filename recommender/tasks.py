@@ -81,12 +81,9 @@ def analyse_image(self, image_id):
 
 @worker_process_init.connect(dispatch_uid="recommender.warm_up")
 def warm_up_worker_process(**kwargs):
-    """Each worker process loads the models as it starts (after the fork), unless ``WARM_UP`` is false."""
-    if not settings.WARM_UP:
-        return
-    from .warmup import warm_up
+    """Each worker process loads the models as it starts (after the fork), in a background thread: the pool
+    waits only a few seconds (``worker_proc_alive_timeout``) for a new process to report, so the process
+    reports at once and a task arriving meanwhile waits for the models being loaded. Off with ``WARM_UP``."""
+    from .warmup import start
 
-    try:
-        warm_up()
-    except Exception:  # the first analysis will report what is broken
-        logger.exception("warming up the models failed")
+    start()

@@ -5,7 +5,8 @@ on 2 cores); a visitor's first search by photo would wait for all of it. ``warm_
 it builds the pipeline parts and runs one analysis of a small synthetic photo (detector forced on).
 
 - **Celery workers**: each worker process warms up as it starts (``worker_process_init``, i.e. after the
-  fork: TensorFlow loaded before a prefork fork hangs the child) — connected in ``recommender.tasks``.
+  fork: TensorFlow loaded before a prefork fork hangs the child), in a background thread so that the process
+  reports to its pool within ``worker_proc_alive_timeout`` — connected in ``recommender.tasks``.
 - **Web processes**: call ``start()`` in your WSGI module, after ``get_wsgi_application()`` (it runs in each
   server worker after its fork, e.g. gunicorn without ``--preload``, and under ``runserver``); the warm-up
   runs in a background thread, so the process answers pages meanwhile.
