@@ -126,14 +126,18 @@ def check_products(app_configs, **kwargs):
     except Exception:  # misconfigured (reported by check_settings) or no tables yet
         return []
     reasons, failed = {}, []
-    for product in products:
-        try:
-            facts = adapter.describe(product)
-        except Exception as exc:  # noqa: BLE001
-            failed.append(f"{product.pk} ({type(exc).__name__}: {exc})")
-            continue
+    try:
+        described = adapter.describe_many(products)  # a few queries for all of them
+    except Exception:  # noqa: BLE001 — one bad product: describe them one by one to name it
+        described = []
+        for product in products:
+            try:
+                described.append(adapter.describe(product))
+            except Exception as exc:  # noqa: BLE001
+                failed.append(f"{product.pk} ({type(exc).__name__}: {exc})")
+    for facts in described:
         for problem in facts.problems:
-            reasons.setdefault(problem, []).append(product.pk)
+            reasons.setdefault(problem, []).append(facts.pk)
     messages = []
     if reasons:
         parts = [f"{len(pks)} {reason} (e.g. {', '.join(str(pk) for pk in pks[:5])})"

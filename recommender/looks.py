@@ -9,7 +9,7 @@ colour and price. The products come back as ``Recommendation`` cards described b
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import connection, transaction
 
@@ -132,8 +132,16 @@ def full_shot_articles(product):
     for article in articles:
         by_image.setdefault(article.analysis.image_id, []).append(article)
     adapter = settings.adapter
-    return [(adapter.image_facts(image), by_image[image.pk])
-            for image in adapter.images_of(product) if image.pk in by_image]
+    photos = []
+    for image in adapter.images_of(product):
+        if image.pk not in by_image:
+            continue
+        facts, analysis = adapter.image_facts(image), by_image[image.pk][0].analysis
+        if not (facts.width and facts.height) and analysis.width and analysis.height:
+            # a shop that does not store image sizes (Oscar): the analysis measured the photo
+            facts = replace(facts, width=analysis.width, height=analysis.height)
+        photos.append((facts, by_image[image.pk]))
+    return photos
 
 
 def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None, max_price=None):
