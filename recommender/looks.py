@@ -19,7 +19,7 @@ from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
-from .queries import configure_search, search
+from .queries import ArticleQuery, configure_search, search_many
 from .sync import describe
 
 logger = logging.getLogger(__name__)
@@ -155,14 +155,11 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
     if not rows:
         return []
     excluded = duplicate_product_ids(product.pk)
-    hits = []
+    queries = [ArticleQuery(row.article.embedding, row.category, settings.compatible_genders(row.article.gender),
+                            row.article.model_version) for row in rows]
     with transaction.atomic(), connection.cursor() as cursor:
         configure_search(cursor, filters.k * settings.OVERFETCH)
-        for row in rows:
-            hits.append((row, search(
-                cursor, row.article.embedding, category=row.category,
-                genders=settings.compatible_genders(row.article.gender), filters=filters, exclude_ids=excluded,
-                model_version=row.article.model_version,
-            )))
+        found = search_many(cursor, queries, filters=filters, exclude_ids=excluded)
+    hits = list(zip(rows, found))
     attach_cards(hits)
     return rows

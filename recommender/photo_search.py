@@ -15,7 +15,7 @@ from .conf import settings
 from .filters import Filters
 from .looks import LookRow, attach_cards, rows_for
 from .models import DetectedArticle
-from .queries import configure_search, search
+from .queries import ArticleQuery, configure_search, search_many
 
 
 @dataclass
@@ -78,15 +78,12 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
     for index, row in enumerate(rows):
         row.article.pk = None
         row.index = index
-    hits = []
+    queries = [ArticleQuery(row.article.embedding, row.category or None, settings.compatible_genders(chosen_gender),
+                            embedder_version) for row in rows]
     with transaction.atomic(), connection.cursor() as cursor:
         configure_search(cursor, filters.k * settings.OVERFETCH)
-        for row in rows:
-            hits.append((row, search(
-                cursor, row.article.embedding, category=row.category or None,
-                genders=settings.compatible_genders(chosen_gender), filters=filters, exclude_ids=(),
-                model_version=embedder_version,
-            )))
+        found = search_many(cursor, queries, filters=filters)
+    hits = list(zip(rows, found))
     attach_cards(hits)
     return SearchResult(
         rows=rows,

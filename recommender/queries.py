@@ -1,6 +1,8 @@
-"""The nearest-neighbour query: the k nearest recommendable products of one article vector.
+"""The nearest-neighbour query: the k nearest recommendable products of each article vector of a look.
 
-One SQL statement per article asks the partial HNSW index of its look category for the nearest rows that
+``search_many`` sends the searches of all articles of a look in one SQL statement (one round trip): a
+``UNION ALL`` of one branch per article, each with its own category as a literal so that it uses its
+category's partial HNSW index. Each branch asks the partial HNSW index of its look category for the nearest rows that
 pass the filter, with pgvector's iterative scan (``hnsw.iterative_scan = relaxed_order``, set with
 ``set_config(..., is_local => true)`` inside a transaction, so it works through connection poolers and with
 psycopg 3 server-side binding), re-orders them by exact distance and folds several images of one product
@@ -14,6 +16,8 @@ parameters server-side (``OPTIONS={"server_side_binding": True}``), as its text 
 client-side binding. No vector literal is built by hand.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from pgvector import Vector
@@ -125,4 +129,48 @@ def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_
             cursor, embedding, category=category, genders=genders, filters=filters,
             exclude_ids=exclude_ids, exact=True, model_version=model_version,
         )
+    return found
+
+
+@dataclass(frozen=True)
+class ArticleQuery:
+    """One article to find products for: its vector, look category, allowed genders and embedder version."""
+
+    embedding: object
+    category: str | None
+    genders: tuple | None
+    model_version: str | None = None
+
+
+def search_many(cursor, queries, *, filters, exclude_ids=()):
+    """``[[(product_id, distance), …] per query]``: the approximate searches of all ``queries`` in one SQL
+    statement, then an exact search for each article whose approximate search found fewer than k (a filter
+    so selective that the iterative scan stopped early). Call ``configure_search`` first, in the same
+    transaction."""
+    queries = list(queries)
+    if not queries:
+        return []
+    limit = filters.k * max(1, int(settings.OVERFETCH))
+    branches, params = [], []
+    for index, query in enumerate(queries):
+        where, where_params = where_clause(query.category, query.genders, filters, exclude_ids, query.model_version)
+        vector = vector_parameter(cursor, query.embedding)
+        branches.append(
+            f"(SELECT {index} AS article, product_id, MIN(distance) AS distance FROM ("
+            f"SELECT product_id, embedding <=> %s AS distance FROM {TABLE} "
+            f"WHERE {where} ORDER BY embedding <=> %s LIMIT %s) AS candidates "
+            f"GROUP BY product_id ORDER BY distance, product_id LIMIT %s)"
+        )
+        params += [vector, *where_params, vector, limit, filters.k]
+    cursor.execute(f"SELECT article, product_id, distance FROM ({' UNION ALL '.join(branches)}) AS hits "
+                   f"ORDER BY article, distance, product_id", params)
+    found = [[] for _ in queries]
+    for index, product_id, distance in cursor.fetchall():
+        found[index].append((product_id, float(distance)))
+    for index, query in enumerate(queries):
+        if len(found[index]) < filters.k:
+            found[index] = nearest_products(
+                cursor, query.embedding, category=query.category, genders=query.genders, filters=filters,
+                exclude_ids=exclude_ids, exact=True, model_version=query.model_version,
+            )
     return found
