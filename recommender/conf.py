@@ -76,6 +76,9 @@ DEFAULTS = {
     # from the start): the cost of a search stays bounded whatever the photo.
     "SEARCH_MAX_PIXELS": 16_000_000,
     "SEARCH_DECODE_SIDE": 1600,
+    # Largest file any other upload may be (staff image uploads), enforced while the body is read by
+    # ``recommender.uploads.SizeLimitedUploadHandler`` (first in FILE_UPLOAD_HANDLERS).
+    "MAX_UPLOAD_BYTES": 10 * 1024 * 1024,
     # Largest photo a visitor may upload to search by photo (page and API), in bytes.
     "SEARCH_MAX_UPLOAD_BYTES": 8 * 1024 * 1024,
     # Analyse product images when the shop says they were added or replaced (``recommender.hooks``). With a

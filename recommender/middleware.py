@@ -12,6 +12,7 @@ from http import HTTPStatus
 from django.http import JsonResponse
 
 from .conf import settings
+from .uploads import UploadTooLarge
 
 MESSAGES = {
     400: "Bad request.",
@@ -31,6 +32,12 @@ class ApiErrorsAsJson:
         response = self.get_response(request)
         return self.as_json(request, response)
 
+    def process_exception(self, request, exception):
+        """An upload over its limit on an API path: 413 with the message naming the file and the limit."""
+        if isinstance(exception, UploadTooLarge) and request.path.startswith(settings.API_PATH_PREFIX):
+            return JsonResponse({"detail": str(exception)}, status=413)
+        return None
+
     @staticmethod
     def as_json(request, response):
         if response.status_code < 400 or not request.path.startswith(settings.API_PATH_PREFIX):
@@ -47,3 +54,48 @@ class ApiErrorsAsJson:
             if header in response:
                 replaced[header] = response[header]
         return replaced
+
+
+class UploadLimits:
+    """Refuses an upload whose declared size (``Content-Length``) is over its door's limit before anything of
+    it is read (``recommender.uploads``): 413 with a message naming the limit — JSON on API paths, the search
+    page with the message as a form error. Put it before ``CsrfViewMiddleware`` (which reads the body)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from .uploads import SizeLimitedUploadHandler, human_size, limit_for
+
+        if request.method in ("POST", "PUT", "PATCH"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            limit = limit_for(request)
+            if length > limit + SizeLimitedUploadHandler.ENVELOPE:
+                message = f"the upload is {human_size(length)}; files may be at most {human_size(limit)} here"
+                return self.refuse(request, message)
+        return self.get_response(request)
+
+    @staticmethod
+    def refuse(request, message):
+        from django.http import HttpResponse
+        from django.shortcuts import render
+        from django.urls import Resolver404, resolve
+
+        from .forms import SearchByPhotoForm
+
+        if request.path.startswith(settings.API_PATH_PREFIX):
+            return JsonResponse({"detail": message}, status=413)
+        sentence = message[0].upper() + message[1:] + "."
+        try:
+            page = resolve(request.path_info).url_name
+        except Resolver404:
+            page = None
+        if page != "search":
+            return HttpResponse(sentence, status=413, content_type="text/plain; charset=utf-8")
+        form = SearchByPhotoForm()
+        form.cleaned_data = {}
+        form.add_error(None, sentence)
+        return render(request, "recommender/search.html", {"form": form}, status=413)

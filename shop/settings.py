@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "recommender.middleware.ApiErrorsAsJson",  # first: Django's own error pages on /api/ become JSON
+    "recommender.middleware.UploadLimits",  # uploads over their door's limit refused before the body is read
     "django.middleware.security.SecurityMiddleware",
     "shop.middleware.RejectNullBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -116,8 +117,16 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
-# Uploads: refuse request bodies over 25 MB outright; image fields check their own limit.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 25 * 1024 * 1024
+# Uploads: files are refused at their door's limit while they stream in, before any byte is written to disk
+# (recommender.uploads; BUY_THE_LOOK SEARCH_MAX_UPLOAD_BYTES and MAX_UPLOAD_BYTES). Form fields other than files:
+# 1 MB and 500 fields in all (the admin's largest forms need a few dozen fields and a few KB).
+FILE_UPLOAD_HANDLERS = [
+    "recommender.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 500
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o644
 

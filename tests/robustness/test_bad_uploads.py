@@ -150,8 +150,8 @@ def test_the_real_default_size_limit_applies_to_api_uploads(staff_api, product, 
     before = snapshot(settings)
     big = SimpleUploadedFile("big.jpg", over_limit_jpeg(11 * 1024 * 1024), content_type="image/jpeg")
     response = staff_api.post(f"/api/products/{product.pk}/images/", {"image": big}, format="multipart")
-    assert response.status_code == 400
-    assert "the limit is 10.0 MB" in response.content.decode().replace("\xa0", " ")
+    assert response.status_code == 413  # refused on its declared length, before the body is read
+    assert response.json() == {"detail": "the upload is 11.0 MB; files may be at most 10.0 MB here"}
     assert snapshot(settings) == before
 
 
@@ -199,3 +199,51 @@ def test_search_photos_are_decoded_at_a_bounded_size():
     assert max(picture.size) <= 1600 and picture.size[0] > picture.size[1]
     assert load_image(_png(2400, 1200), max_side=1600).size == (1600, 800)
     assert load_image(_png(800, 600), max_side=1600).size == (800, 600)  # never enlarged
+
+
+# --------------------------------------------------------------------------------------------------
+# Size limits before disk
+
+
+def _multipart(field, name, size):
+    boundary = "BoUnDaRy"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head + b"\xff" * size + tail, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("door, field, status", [
+    ("/api/search/", "image", 413), ("/search/", "photo", 413), ("/api/products/", "image", 413),
+])
+def test_a_30_mb_upload_is_refused_before_anything_is_written(db, client, settings, tmp_path, door, field, status,
+                                                              monkeypatch):
+    import django.core.files.uploadhandler as handlers
+
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "uploads")
+    (tmp_path / "uploads").mkdir()
+    written = []
+    monkeypatch.setattr(handlers.TemporaryFileUploadHandler, "new_file",
+                        lambda self, *a, **k: written.append(a) or None)
+    body, content_type = _multipart(field, "big.jpg", 30 * 1024 * 1024)
+    response = client.generic("POST", door, body, content_type=content_type)
+    assert response.status_code == status
+    text = response.content.decode()
+    assert "30.0 MB" in text and ("8.0 MB" in text or "10.0 MB" in text)
+    assert written == [] and list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_a_file_that_grows_past_the_limit_while_streaming_is_stopped_at_the_limit(rf):
+    """No declared length to refuse early (a chunked body): the handler counts the file's bytes and stops at the
+    chunk that crosses the limit, so the handlers after it (memory, temporary file) never get more."""
+    from recommender.uploads import SizeLimitedUploadHandler, UploadTooLarge
+
+    request = rf.post("/api/search/")
+    handler = SizeLimitedUploadHandler(request)
+    assert handler.handle_raw_input(None, request.META, None, "b") is None
+    handler.new_file("image", "big.jpg", "image/jpeg", None)
+    chunk, passed = b"\xff" * (64 * 1024), 0
+    with pytest.raises(UploadTooLarge, match=r"big.jpg is larger than 8.0 MB"):
+        for start in range(0, 30 * 1024 * 1024, len(chunk)):
+            passed += len(handler.receive_data_chunk(chunk, start))
+    assert 8 * 1024 * 1024 <= passed <= 8 * 1024 * 1024 + SizeLimitedUploadHandler.ENVELOPE
