@@ -8,7 +8,7 @@ REQS   := requirements.txt requirements-dev.txt requirements-weights.txt
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup venv services database demo test test-fast worker bench bench-1m serve clean-media
+.PHONY: setup venv services database demo test test-fast worker bench bench-1m soak serve clean-media
 
 setup: venv services database
 
@@ -47,6 +47,10 @@ worker: setup
 
 bench: setup
 	$(PY) -m bench --out docs/benchmarks.md
+
+# 15 minutes of mixed traffic on gunicorn + a Celery worker (not part of `make test`) → docs/soak.md
+soak: setup
+	$(PY) -m bench.soak --minutes $${SOAK_MINUTES:-15}
 
 bench-1m: setup
 	$(PY) -m bench --out docs/benchmarks.md --articles 1000000
