@@ -100,6 +100,17 @@ DEFAULTS = {
     # Seconds an analysis task may run in a worker before it is stopped and the analysis failed (a hung model
     # must not hold a worker forever); the worker process is killed 60 s later if the model does not give back.
     "TASK_TIME_LIMIT": 600,
+    # Celery queue of the analyses of new or changed images (``recommender.hooks``, the admin action, the API):
+    # run a worker with ``-Q <this>``. None: Celery's default queue (``task_default_queue``, "celery").
+    "ANALYSIS_QUEUE": None,
+    # Celery queue of bulk work sent by ``manage.py analyse --queue`` / ``reindex --queue``: served by workers of
+    # its own (``-Q looks-bulk``), so that a re-index of the whole catalogue never delays a new upload's analysis.
+    "BULK_QUEUE": "looks-bulk",
+    # Database alias (a key of DATABASES) of a PostgreSQL streaming read replica. Set: the look and search reads
+    # (``look_for``, the look API, search by photo: the nearest-neighbour SQL and the cards' ORM reads) go to it,
+    # through ``recommender.routers.ReadReplicaRouter`` (add it to DATABASE_ROUTERS); writes stay on "default".
+    # None: everything on "default".
+    "READ_REPLICA": None,
     # The shop's product adapter (a dotted path to a ``recommender.adapters.ProductAdapter`` subclass) and the
     # keyword arguments it is built with. Required. Its ``product_model``/``image_model`` are what the
     # recommender's tables point at (read by the first ``migrate``, like ``AUTH_USER_MODEL``).

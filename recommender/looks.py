@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from ml.boxes import suppress_overlaps
 
+from . import replica
 from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
@@ -151,15 +152,17 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
     the parameter) for a bad k or price.
     """
     filters = Filters.build(k, colours, exclude_colours, min_price, max_price)
-    rows = rows_for(full_shot_articles(product))
-    if not rows:
-        return []
-    excluded = duplicate_product_ids(product.pk)
-    queries = [ArticleQuery(row.article.embedding, row.category, settings.compatible_genders(row.article.gender),
-                            row.article.model_version) for row in rows]
-    with transaction.atomic(), connection.cursor() as cursor:
-        configure_search(cursor, filters.k * settings.OVERFETCH)
-        found = search_many(cursor, queries, filters=filters, exclude_ids=excluded)
-    hits = list(zip(rows, found))
-    attach_cards(hits)
+    # Every read of a look (articles, nearest neighbours, cards) from the read replica when one is configured.
+    with replica.look_reads() as db:
+        rows = rows_for(full_shot_articles(product))
+        if not rows:
+            return []
+        excluded = duplicate_product_ids(product.pk)
+        queries = [ArticleQuery(row.article.embedding, row.category, settings.compatible_genders(row.article.gender),
+                                row.article.model_version) for row in rows]
+        with transaction.atomic(using=db.alias), db.cursor() as cursor:
+            configure_search(cursor, filters.k * settings.OVERFETCH)
+            found = search_many(cursor, queries, filters=filters, exclude_ids=excluded)
+        hits = list(zip(rows, found))
+        attach_cards(hits)
     return rows

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 
+from . import replica
 from .conf import settings
 from .filters import Filters
 from .looks import LookRow, attach_cards, rows_for
@@ -80,11 +81,13 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
         row.index = index
     queries = [ArticleQuery(row.article.embedding, row.category or None, settings.compatible_genders(chosen_gender),
                             embedder_version) for row in rows]
-    with transaction.atomic(), connection.cursor() as cursor:
-        configure_search(cursor, filters.k * settings.OVERFETCH)
-        found = search_many(cursor, queries, filters=filters)
-    hits = list(zip(rows, found))
-    attach_cards(hits)
+    # The nearest neighbours and the cards from the read replica when one is configured.
+    with replica.look_reads() as db:
+        with transaction.atomic(using=db.alias), db.cursor() as cursor:
+            configure_search(cursor, filters.k * settings.OVERFETCH)
+            found = search_many(cursor, queries, filters=filters)
+        hits = list(zip(rows, found))
+        attach_cards(hits)
     return SearchResult(
         rows=rows,
         width=getattr(result, "width", picture.width),
