@@ -14,8 +14,9 @@ cache that is down (the image stays "queued" and a warning is logged)::
     with hooks.defer_analysis():     # bulk imports: images are only marked "queued" (no broker: not run now);
         ...                          # ``manage.py analyse --pending`` (or the worker) analyses them afterwards
 
-With a Celery broker, analyses are queued as ``recommender.analyse_image`` tasks. Without one (Celery's
-eager mode) they run in this process, right away, except inside ``defer_analysis()``.
+With a Celery broker, analyses are queued as ``recommender.analyse_image`` tasks, on the queue
+``BUY_THE_LOOK["ANALYSIS_QUEUE"]`` (bulk re-indexing uses ``BULK_QUEUE``, served by other workers). Without one
+(Celery's eager mode) they run in this process, right away, except inside ``defer_analysis()``.
 """
 import contextlib
 import logging
@@ -55,15 +56,20 @@ def is_eager():
     return bool(current_app.conf.task_always_eager)
 
 
-def queue_analysis(image_id):
-    """Send ``analyse_image`` for ``image_id`` (eager: run it now). Returns False when the broker is down."""
+def queue_analysis(image_id, queue=None):
+    """Send ``analyse_image`` for ``image_id`` (eager: run it now). Returns False when the broker is down.
+
+    ``queue``: the Celery queue; by default ``BUY_THE_LOOK["ANALYSIS_QUEUE"]`` (None: Celery's default queue).
+    Bulk work (``manage.py analyse --queue``, ``reindex --queue``) passes ``BULK_QUEUE``."""
     from .tasks import analyse_image
 
+    queue = queue or settings.ANALYSIS_QUEUE
     try:
         analyse_image.apply_async(
             (image_id,),
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+            **({"queue": queue} if queue else {}),
         )
     except Exception as exc:  # kombu OperationalError, ConnectionError, redis errors …
         if is_eager():

@@ -3,6 +3,10 @@
 Useful without a worker (after ``import_catalogue``, or when the broker was down during uploads: images then
 stay "queued"). Shows a progress bar and ends with a summary. Catalogue photos that are not full shots are
 embedded in batches (``--batch-size``).
+
+``--queue [NAME]``: instead of analysing in this process, send one ``recommender.analyse_image`` task per image
+to the Celery queue NAME (default ``BUY_THE_LOOK["BULK_QUEUE"]``, "looks-bulk"), for workers started with
+``-Q looks-bulk``: bulk work never waits in front of the analyses of new uploads (``ANALYSIS_QUEUE``).
 """
 import time
 from collections import Counter
@@ -36,6 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=None,
                             help=f"catalogue photos embedded per batch (default {settings.EMBED_BATCH_SIZE})")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_queue_argument(parser)
 
     def select(self, options):
         adapter = settings.adapter
@@ -78,6 +83,8 @@ class Command(BaseCommand):
         self.run(ids, options)
 
     def run(self, ids, options):
+        if options.get("queue") is not None:
+            return self.send(ids, options["queue"] or settings.BULK_QUEUE, options)
         from recommender.analysis import analyse_many
 
         counts, articles, errors = Counter(), 0, []
@@ -111,3 +118,31 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  image {image_id}: {error}"))
         if len(errors) > 20:
             self.stdout.write(self.style.WARNING(f"  … and {len(errors) - 20} more failures (see the admin)."))
+
+    def send(self, ids, queue, options):
+        """One ``analyse_image`` task per image on Celery queue ``queue`` (``--queue``); workers do the rest."""
+        from recommender.hooks import is_eager, queue_analysis
+
+        if is_eager():
+            raise CommandError("--queue needs a Celery broker (CELERY_BROKER_URL; tasks run eagerly without one): "
+                               "leave out --queue to analyse in this process")
+        bar = tqdm(total=len(ids), unit="task", disable=options.get("no_progress"), file=self.stderr._out)
+        sent = 0
+        try:
+            for image_id in ids:
+                if not queue_analysis(image_id, queue=queue):
+                    raise CommandError(f"the broker is unavailable: {sent} of {len(ids)} analyses sent to queue "
+                                       f"{queue!r}; run the command again when it is back")
+                sent += 1
+                bar.update(1)
+        finally:
+            bar.close()
+        self.stdout.write(f"Sent {sent} analyses to the Celery queue {queue!r}: a worker started with "
+                          f"`celery -A <project> worker -Q {queue}` analyses them.")
+
+
+def add_queue_argument(parser):
+    parser.add_argument(
+        "--queue", nargs="?", const="", default=None, metavar="NAME",
+        help="send one analysis task per image to this Celery queue (default BUY_THE_LOOK['BULK_QUEUE'], "
+             "'looks-bulk') instead of analysing in this process; needs a broker and a worker on that queue")

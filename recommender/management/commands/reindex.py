@@ -3,7 +3,8 @@ and every analysis whose vectors are missing (vectors are derived data: the data
 media files are what must be backed up; the article vectors are rebuilt from them).
 
 Vectors of different models must never be mixed: after a new detector or embedder is installed, run this.
-``--dry-run`` only counts; ``--rebuild-index`` also rebuilds the HNSW indexes exactly as the model (and so
+``--queue [NAME]`` sends the re-analyses to Celery workers on a bulk queue (default ``BULK_QUEUE``,
+"looks-bulk") instead of running them in this process. ``--dry-run`` only counts; ``--rebuild-index`` also rebuilds the HNSW indexes exactly as the model (and so
 the migrations) defines them (``recommender.models.HNSW_M``/``HNSW_EF_CONSTRUCTION``).
 
 After the shop switched product adapters (``BUY_THE_LOOK["PRODUCT_ADAPTER"]``) on a database that already
@@ -18,6 +19,7 @@ from recommender.checks import adapter_table_mismatch
 from recommender.models import DetectedArticle, ImageAnalysis
 
 from .analyse import Command as AnalyseCommand
+from .analyse import add_queue_argument
 
 
 class Command(BaseCommand):
@@ -28,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--rebuild-index", action="store_true", help="rebuild the HNSW index afterwards")
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--no-progress", action="store_true")
+        add_queue_argument(parser)
 
     def handle(self, *args, **options):
         from recommender import pipeline
