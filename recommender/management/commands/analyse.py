@@ -79,7 +79,8 @@ class Command(BaseCommand):
         if not ids:
             self.stdout.write(f"Nothing to analyse ({label}: 0).")
             return
-        self.stdout.write(f"Analysing {len(ids)} {label}…")
+        verb = "Sending" if options.get("queue") is not None else "Analysing"
+        self.stdout.write(f"{verb} {len(ids)} {label}…")
         self.run(ids, options)
 
     def run(self, ids, options):
