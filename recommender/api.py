@@ -2,7 +2,8 @@
 
 - ``GET  /api/products/{id}/look/``      the widget's data (public)
 - ``POST /api/search/``                  search by photo (public, throttled: scope "search", size-limited)
-- ``GET  /api/images/{id}/analysis/``    an image's analysis: status, boxes, timings (public)
+- ``GET  /api/images/{id}/analysis/``    an image's analysis: status, boxes, timings (public; staff only for
+                                         the images of products visitors cannot see)
 - ``POST /api/images/{id}/analysis/``    analyse it again (staff, session or token)
 """
 import logging
@@ -146,12 +147,17 @@ class SearchByPhotoView(APIView):
 
 
 class ImageAnalysisView(APIView):
-    """An image's analysis (public); POST asks for a new analysis (staff)."""
+    """An image's analysis (public, except for images of products hidden from visitors: 404 as for the
+    product's look); POST asks for a new analysis (staff)."""
 
     permission_classes = [ReadPublicWriteStaff]
 
-    def _image(self, pk):
-        return get_object_or_404(settings.adapter.get_image_model()._default_manager.all(), pk=pk)
+    def _image(self, request, pk):
+        adapter = settings.adapter
+        images = adapter.get_image_model()._default_manager.all()
+        if not request.user.is_staff:  # an image of a product visitors may not see is hidden like the product
+            images = images.filter(**{f"{adapter.image_product_field}__in": adapter.visible_products(request)})
+        return get_object_or_404(images, pk=pk)
 
     def _payload(self, image):
         analysis = ImageAnalysis.objects.filter(image=image).prefetch_related("articles").first()
@@ -164,7 +170,7 @@ class ImageAnalysisView(APIView):
     @extend_schema(operation_id="image_analysis", responses={200: AnalysisSerializer, 404: ErrorSerializer},
                    tags=["analysis"])
     def get(self, request, pk):
-        return Response(self._payload(self._image(pk)))
+        return Response(self._payload(self._image(request, pk)))
 
     @extend_schema(operation_id="image_analyse_again", request=None,
                    responses={202: AnalysisSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
@@ -173,7 +179,7 @@ class ImageAnalysisView(APIView):
         from .analysis import mark_queued
         from .hooks import queue_analysis
 
-        image = self._image(pk)
+        image = self._image(request, pk)
         mark_queued(image)
         queue_analysis(image.pk)
         return Response(self._payload(image), status=status.HTTP_202_ACCEPTED)

@@ -81,21 +81,25 @@ class UploadLimits:
     @staticmethod
     def refuse(request, message):
         from django.http import HttpResponse
-        from django.shortcuts import render
         from django.urls import Resolver404, resolve
 
+        from . import views
         from .forms import SearchByPhotoForm
 
         if request.path.startswith(settings.API_PATH_PREFIX):
             return JsonResponse({"detail": message}, status=413)
         sentence = message[0].upper() + message[1:] + "."
         try:
-            page = resolve(request.path_info).url_name
+            page = resolve(request.path_info).view_name
         except Resolver404:
             page = None
-        if page != "search":
-            return HttpResponse(sentence, status=413, content_type="text/plain; charset=utf-8")
+        plain = HttpResponse(sentence, status=413, content_type="text/plain; charset=utf-8")
+        if page != "recommender:search":  # (an Oscar shop has a "search" page of its own)
+            return plain
         form = SearchByPhotoForm()
         form.cleaned_data = {}
         form.add_error(None, sentence)
-        return render(request, "recommender/search.html", {"form": form}, status=413)
+        try:
+            return views.page(request, {"form": form}, status=413)  # in the shop's layout
+        except Exception:  # a layout that needs what a later middleware sets (Oscar's: request.basket)
+            return plain

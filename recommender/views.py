@@ -7,6 +7,7 @@ import math
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from .conf import settings
 from .forms import SearchByPhotoForm
 from .photo_search import search_by_photo
 
@@ -22,6 +23,13 @@ def preview_data_url(picture):
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), preview.size
+
+
+def page(request, context, status=200):
+    """The search page inside the shop's own layout: the adapter's ``page_template`` (``base.html``; Oscar's
+    ``oscar/layout.html`` for a django-oscar shop, which has no ``base.html``)."""
+    context = {"base_template": getattr(settings.adapter, "page_template", "") or "base.html", **context}
+    return render(request, "recommender/search.html", context, status=status)
 
 
 class _SearchThrottleScope:
@@ -48,7 +56,7 @@ def search(request):
             form = SearchByPhotoForm()
             form.cleaned_data = {}
             form.add_error(None, f"Too many searches; please try again in {wait} seconds.")
-            response = render(request, "recommender/search.html", {"form": form}, status=429)
+            response = page(request, {"form": form}, status=429)
             response["Retry-After"] = str(wait)
             return response
     form = SearchByPhotoForm(request.POST or None, request.FILES or None)
@@ -74,4 +82,4 @@ def search(request):
                 context.update(result=result, photo_url=url, photo_width=width, photo_height=height)
         else:
             status = 400
-    return render(request, "recommender/search.html", context, status=status)
+    return page(request, context, status=status)

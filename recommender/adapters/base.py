@@ -20,7 +20,7 @@ What must be defined (a missing one is an ``ImproperlyConfigured`` at start-up n
 Optional (good defaults here): ``describe_many`` (batch for cards; override to save queries),
 ``visible_products`` (what visitors may see through the look API), ``all_images`` (what
 ``manage.py analyse`` walks), ``connect`` (ready-made receivers that call ``recommender.hooks``),
-``admin_search_fields``.
+``admin_search_fields``, ``page_template``.
 
 Errors: an adapter method that raises for one product (a broken attribute, a missing price) is the shop's
 business; the recommender logs it and treats the product as undescribable (never in a look row), it does
@@ -160,6 +160,8 @@ class ProductAdapter:
     # -- integration ---------------------------------------------------------------------------
     #: ``ImageAnalysis`` admin search, as lookups from ``ImageAnalysis`` (e.g. ``"product__title"``)
     admin_search_fields: tuple = ()
+    #: the template the search-by-photo page extends (it fills the ``title`` and ``content`` blocks)
+    page_template: str = "base.html"
 
     def connect(self):
         """Connect ready-made receivers that tell ``recommender.hooks`` about changes (called once at start-up

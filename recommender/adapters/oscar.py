@@ -105,6 +105,7 @@ class OscarAdapter(ProductAdapter):
     image_model = "catalogue.ProductImage"
     image_product_field = "product"
     admin_search_fields = ("product__title", "product__upc")
+    page_template = "oscar/layout.html"  # the search-by-photo page in Oscar's layout (Oscar has no base.html)
 
     def __init__(self, *, gender_attribute="gender", colour_attribute="colour", look_categories=None,
                  article_type_attribute=None):
