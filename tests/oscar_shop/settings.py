@@ -75,6 +75,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "recommender.middleware.ApiErrorsAsJson",  # buy-the-look: Django's own error pages as JSON under /api/
+    "recommender.middleware.UploadLimits",  # buy-the-look: uploads over their door's limit refused unread
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,6 +85,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "oscar.apps.basket.middleware.BasketMiddleware",
     "django.contrib.flatpages.middleware.FlatpageFallbackMiddleware",
+]
+
+# buy-the-look: a file is stopped at its door's limit while it streams in (recommender.uploads)
+FILE_UPLOAD_HANDLERS = [
+    "recommender.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
 AUTHENTICATION_BACKENDS = (
