@@ -50,7 +50,7 @@ bench: setup
 
 # 15 minutes of mixed traffic on gunicorn + a Celery worker (not part of `make test`) → docs/soak.md
 soak: setup
-	$(PY) -m bench.soak --minutes $${SOAK_MINUTES:-15}
+	$(PY) -m bench.soak --minutes $${SOAK_MINUTES:-15} --warm-up 180
 
 bench-1m: setup
 	$(PY) -m bench --out docs/benchmarks.md --articles 1000000

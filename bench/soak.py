@@ -254,7 +254,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--warm-up", type=float, default=120.0, help="seconds counted as warm-up for RSS growth")
+    parser.add_argument("--warm-up", type=float, default=180.0, help="seconds counted as warm-up for RSS growth")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "soak.md")
     args = parser.parse_args(argv)
 
