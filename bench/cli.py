@@ -153,6 +153,7 @@ def main(argv=None):
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render.markdown(report, json_path=args.json))
+    render.recall_latency_chart(report, args.json.with_name(f"{args.json.stem}-recall-latency.png"))
     partial.unlink(missing_ok=True)
     print(render.summary(report))
     print(f"wrote {args.out} and {args.json}")

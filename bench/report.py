@@ -183,6 +183,23 @@ def markdown(report, json_path=None):
                             p["exact_fallbacks"])
                            for p in points]))
         out.append("")
+        hnsw = vector.get("faiss_hnsw")
+        if hnsw:
+            out.append(f"### The in-process peer: FAISS `IndexHNSWFlat` per category (M {hnsw['m']}, efConstruction "
+                       f"{hnsw['ef_construction']}, built in {hnsw['build_seconds']} s; one thread; gender filter on "
+                       f"the top {k * hnsw['overfetch']})")
+            out.append("")
+            out.append(_table(["efSearch", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", "queries with recall < 0.5"],
+                              [(p["ef_search"], p["p50_ms"], p["p95_ms"], p["p99_ms"], p[f"recall_at_{k}"],
+                                p["queries_recall_below_half"]) for p in hnsw["ef_search_sweep"]]))
+            out.append("")
+            if json_path:
+                out.append(f"![Recall against latency: pgvector through the recommender vs FAISS HNSW in process]"
+                           f"({json_path.stem}-recall-latency.png)")
+                out.append("")
+            out.append("pgvector's times include Django, psycopg and the round trip to PostgreSQL; FAISS's are one "
+                       "function call in the same process.")
+            out.append("")
         rare = vector["rare_colour"]
         out.append(f"### 1%-selective filter: colour {rare['colour']!r} (+ category + gender)")
         out.append("")
@@ -300,3 +317,36 @@ def summary(report):
     for what, measured, target, verdict in target_rows(report):
         lines.append(f"  {what}: {measured} (target {target}) {verdict}")
     return "\n".join(lines)
+
+
+def recall_latency_chart(report, path):
+    """PNG: recall@k against p50 latency, pgvector (through the recommender) and FAISS HNSW, one point per ef."""
+    vector = report.get("vector") or {}
+    hnsw = vector.get("faiss_hnsw")
+    if not hnsw:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = vector["k"]
+    figure, axis = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    for label, points, marker in (
+        ("pgvector HNSW via the recommender", vector["ef_search_sweep"], "o"),
+        ("FAISS IndexHNSWFlat, in process", hnsw["ef_search_sweep"], "s"),
+    ):
+        axis.plot([p["p50_ms"] for p in points], [p[f"recall_at_{k}"] for p in points], marker=marker, label=label)
+        for p in points:
+            axis.annotate(str(p["ef_search"]), (p["p50_ms"], p[f"recall_at_{k}"]), fontsize=7,
+                          textcoords="offset points", xytext=(3, -9))
+    axis.set_xscale("log")
+    axis.set_xlabel("p50 latency per query, ms (log)")
+    axis.set_ylabel(f"recall@{k}")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8, loc="lower right")
+    axis.set_title(f"Recall against latency at {report.get('articles', 0):,} articles (labels: ef_search)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

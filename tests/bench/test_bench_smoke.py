@@ -109,3 +109,16 @@ def test_scaling_note_renders_from_the_run(report, tmp_path):
     assert f"N = {ARTICLES:,}" in text
     assert "### 1. Queries: PostgreSQL read replicas" in text and "### 3. Partitioning by category" in text
     assert "computed" in text  # no 1M run: the note says its 1M figures are computed
+
+
+def test_faiss_hnsw_peer_and_its_chart(report):
+    from pathlib import Path
+
+    hnsw = report["vector"]["faiss_hnsw"]
+    assert hnsw["m"] == 16 and hnsw["ef_construction"] == 64
+    sweep = hnsw["ef_search_sweep"]
+    assert [p["ef_search"] for p in sweep] == [16, 32, 64, 128, 256, 512]
+    assert all(between_0_and_1(p["recall_at_10"]) for p in sweep)
+    assert "IndexHNSWFlat" in report["_markdown"]
+    chart = Path(report["_json_path"]).with_name("benchmarks-recall-latency.png")
+    assert chart.exists() and chart.read_bytes()[:4] == b"\x89PNG"
