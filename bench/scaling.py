@@ -160,7 +160,30 @@ def render(runs, sources, compare=None, pipeline_run=None, pipeline_source=None)
             out.append(f"| {name} | ×{b / a:.2f} | {e:.2f} | {power} | {by_order} |")
         out.append("")
     out.append(plan(plan_run, exponents, pipeline_run))
+    out.append("")
+    out.append(DEMONSTRATED)
     return "\n".join(out) + "\n"
+
+
+#: What the plan relies on that is built and tested (not a bench figure): appended to every generated report.
+DEMONSTRATED = """## Demonstrated on this machine: a read replica and two queues
+
+(What the plan above relies on, built and tested; not computed from the bench runs.)
+
+- **Read replica** (plan 1): `BUY_THE_LOOK["READ_REPLICA"]` with `recommender.routers.ReadReplicaRouter`
+  ([how to set it up](add-to-your-shop.md#read-replica)) sends every read of a look — the nearest-neighbour SQL,
+  the articles, the adapter's card queries — and of a search by photo to a PostgreSQL streaming replica; writes,
+  the admin, analyses and the shop's own pages stay on the primary. `scripts/start_replica.sh` starts a real hot
+  standby of the local server (`pg_basebackup -R`, streaming, port 5433); `tests/recommender/test_replica.py`
+  (part of `make test`) starts one on a free port and shows that the widget, the look API and search by photo
+  send no query to the primary, that a new analysis reaches the standby and the next look after replication,
+  and that a standby that is down falls back to the primary. Adding replicas is then configuration: one alias per
+  replica behind a load balancer (or pgbouncer/HAProxy in front of several standbys as one alias).
+- **Two queues** (plan 2): uploads go to `ANALYSIS_QUEUE` (`-Q looks`), `manage.py reindex --queue` /
+  `analyse --queue` to `BULK_QUEUE` (`-Q looks-bulk`), so bulk workers on more hosts re-index at the rate
+  computed above while new uploads keep their own worker. `tests/recommender/test_queues.py` runs two real
+  workers: with 80 re-index tasks queued and the bulk worker busy with them, a new upload is analysed by the
+  uploads worker while ~77 of them still wait."""
 
 
 def _round(value):
