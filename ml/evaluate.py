@@ -1,4 +1,4 @@
-"""Evaluation commands: ``python -m ml.evaluate {pose,detection,gender,retrieval} ...``.
+"""Evaluation commands: ``python -m ml.evaluate {pose,detection,gender,retrieval,street-to-shop} ...``.
 
 Each subcommand lives in ``ml.evaluation.<name>``; the result is printed as one JSON object.
 """
@@ -11,6 +11,7 @@ COMMANDS = {
     "detection": "Article detector AP50 per class, mAP50, mAP50:95 and ms per photo.",
     "gender": "Gender classifier accuracy on a catalogue hold-out.",
     "retrieval": "Embedding retrieval precision@k and tolerance accuracy.",
+    "street-to-shop": "What shoppers see for street garments: rows per garment and their article types (look/crop).",
 }
 
 

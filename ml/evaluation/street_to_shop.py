@@ -1,0 +1,425 @@
+"""``python -m ml.evaluate street-to-shop``: what a shopper sees for the garments of a street photo.
+
+    python -m ml.evaluate street-to-shop --data ../shared/data/street \
+        --catalogue-styles ../shared/data/products/styles.csv --catalogue-images ../shared/data/products/images \
+        [--mode look|crop|variants] [--split val|all] [--k 10] [--weights DETECTOR] [--json OUT]
+
+Street photos with garment masks (``photos/``, ``masks/``, ``labels.txt``; by default the detector's
+validation split, ``ml.detection_data.split``). The *garments* of a photo are the boxes
+``ml.detection_data`` derives from its masks (one top/bottom/dress per photo, one box per shoe, up to
+two bags); each gets the fine mask label that covers most of its category's pixels inside its box
+(``coat``, ``jeans``, ``heels`` …). A result is of an *acceptable type* when its catalogue
+``articleType`` is listed for that fine label in ``ml/categories.json`` → ``street_to_catalogue``.
+
+The catalogue: every product of the styles CSV with an image and a look category, indexed as the shop
+indexes a catalogue photo of one article — the whole image's embedding, its look category, its gender
+(embeddings cached in ``--cache-dir``). Queries mirror the plugin (pure ml, no Django):
+
+- ``look`` (the "Buy Me That Look" widget of a product whose photo this is): ``ml.pipeline.analyse``
+  on the whole photo (pose gate: no rows unless it is a full shot; gender predicted, as the street
+  photo has no product gender unless ``--gender`` gives one; detect; embed). Rows as
+  ``recommender.looks.rows_for`` makes them: detections ≥ 0.25 grouped by category, overlaps (IoU ≥ 0.45)
+  suppressed, the most confident box is the row's article. Each row's k nearest catalogue products of
+  the row's category and a compatible gender (``GENDER_POLICY`` below, the recommender's default). A
+  garment *gets a row* when a row of its category exists; ``matched`` also needs one of the row's boxes
+  to overlap the garment (IoU ≥ 0.3). ``type_precision@k``: over garments with a row, the share of the
+  row's k products of an acceptable type.
+- ``crop`` (search by photo with a visitor's close-up of one garment): the garment's box with the
+  pipeline's 8 % margin is cut out (upscaled to a shorter side of 64 px when smaller) and searched as
+  ``recommender.photo_search.search_by_photo`` does: detect whatever the pose gate says; no article →
+  the whole photo, no category filter. ``answered``: a row of the garment's category is among the rows.
+- ``variants`` (diagnosis of the embedder, no detector): each garment's crop embedded in several framings
+  (``VARIANTS``) and searched within its true category, no gender filter: which article types come back.
+
+Everything is printed (and written to ``--json``) per look category and overall.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: recommender.conf DEFAULTS["GENDER_POLICY"] (kept in step by hand: ml does not import Django).
+GENDER_POLICY = {
+    "Men": ("Men", "Unisex"),
+    "Women": ("Women", "Unisex"),
+    "Boys": ("Boys",),
+    "Girls": ("Girls",),
+    "Unisex": ("Unisex", "Men", "Women"),
+}
+MIN_ARTICLE_CONFIDENCE = 0.25  # recommender.conf DEFAULTS["MIN_ARTICLE_CONFIDENCE"]
+ROW_OVERLAP_IOU = 0.45  # recommender.looks.rows_for → ml.boxes.suppress_overlaps default
+MATCH_IOU = 0.3
+MIN_CROP_SIDE = 64  # crop mode: smaller garment crops are upscaled (ml.images.load_image refuses < 32 px)
+VARIANTS = ("box", "box_masked", "mask_tight_masked", "square_context", "box_grey_letterbox")
+
+
+@dataclass(frozen=True)
+class Garment:
+    photo: str
+    category: str
+    fine_label: str
+    box: tuple  # normalised xyxy
+
+
+def _iou(a, b) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def street_to_catalogue(taxonomy_path=None) -> dict[str, set]:
+    from ml.detection_data import TAXONOMY_PATH
+
+    data = json.loads(Path(taxonomy_path or TAXONOMY_PATH).read_text())
+    return {label: set(types) for label, types in data["street_to_catalogue"].items() if label != "about"}
+
+
+def read_labels(data_dir: Path) -> list[str]:
+    return [line.strip() for line in (data_dir / "labels.txt").read_text().splitlines() if line.strip()]
+
+
+def read_mask(data_dir: Path, name: str) -> np.ndarray:
+    from PIL import Image
+
+    mask = np.asarray(Image.open(data_dir / "masks" / f"{name}.png"))
+    return mask[..., 0] if mask.ndim == 3 else mask
+
+
+def garments_of(data_dir: Path, names, boxes) -> list[Garment]:
+    """The garments (mask boxes) of the photos with their dominant fine label."""
+    from ml.detection_data import CATEGORIES, TAXONOMY_PATH
+
+    labels = read_labels(data_dir)
+    look = json.loads(Path(TAXONOMY_PATH).read_text())["look"]
+    label_ids = {c: [labels.index(lab) for lab in look[c]["ccp"] if lab in labels] for c in CATEGORIES}
+    out = []
+    for name in names:
+        entry = boxes[name]
+        mask = read_mask(data_dir, name)
+        h, w = mask.shape
+        for box, cls in zip(entry.boxes, entry.classes):
+            category = CATEGORIES[cls]
+            x1, y1, x2, y2 = int(box[0] * w), int(box[1] * h), int(np.ceil(box[2] * w)), int(np.ceil(box[3] * h))
+            inside = mask[y1:y2, x1:x2]
+            counts = {i: int((inside == i).sum()) for i in label_ids[category]}
+            fine = labels[max(counts, key=counts.get)]
+            out.append(Garment(name, category, fine, tuple(float(v) for v in box)))
+    return out
+
+
+def rows_for(articles, categories):
+    """``recommender.looks.rows_for`` for one image: {category: [articles, best first]} after suppression."""
+    rows = {}
+    for article in sorted(articles, key=lambda a: -a.confidence):
+        if article.category not in categories or article.confidence < MIN_ARTICLE_CONFIDENCE:
+            continue
+        kept = rows.setdefault(article.category, [])
+        if all(_iou(article.box, k.box) < ROW_OVERLAP_IOU for k in kept):
+            kept.append(article)
+    return rows
+
+
+class Catalogue:
+    """The shop's inventory vectors: whole-image embeddings with look category, gender, article type."""
+
+    def __init__(self, styles, images, embedder, cache_dir, batch_size=32):
+        from ml.evaluation.retrieval import _embed_products, look_category_of
+        from ml.product_photos import read_styles
+
+        products = read_styles(styles, images)
+        category = look_category_of(products)
+        keep = category != ""
+        self.products = [p for p, k in zip(products, keep) if k]
+        self.category = category[keep]
+        self.gender = np.array([p.gender for p in self.products])
+        self.article_type = np.array([p.article_type for p in self.products])
+        self.vectors, self.images_per_second = _embed_products(embedder, self.products, "none", batch_size,
+                                                               "catalogue", cache_dir)
+
+    def nearest(self, vector, k, category=None, gender=None) -> np.ndarray:
+        """Indices of the k nearest products (cosine) of ``category`` (None: any) and a compatible gender."""
+        allowed = np.ones(len(self.products), bool)
+        if category:
+            allowed &= self.category == category
+        if gender:
+            allowed &= np.isin(self.gender, GENDER_POLICY.get(gender, (gender,)))
+        sims = np.where(allowed, self.vectors @ np.asarray(vector, np.float32), -np.inf)
+        order = np.argsort(-sims, kind="stable")[:k]
+        return order[np.isfinite(sims[order])]
+
+
+def _type_share(catalogue, hits, acceptable) -> float:
+    if len(hits) == 0:
+        return 0.0
+    return float(np.mean([catalogue.article_type[i] in acceptable for i in hits]))
+
+
+def _summarise(records, categories, k):
+    """Per look category and overall means of the per-garment records."""
+    def block(rs):
+        out = {"garments": len(rs)}
+        for key in ("gets_row", "matched", "answered", "fallback_whole_photo"):
+            values = [r[key] for r in rs if key in r]
+            if values:
+                out[key] = round(float(np.mean(values)), 4)
+        prec = [r["type_share"] for r in rs if r.get("type_share") is not None]
+        out[f"type_precision@{k}"] = round(float(np.mean(prec)), 4) if prec else None
+        out["scored_rows"] = len(prec)
+        types = Counter(t for r in rs for t in r.get("types", []))
+        total = sum(types.values())
+        out["result_types"] = {t: round(n / total, 3) for t, n in types.most_common(8)} if total else {}
+        return out
+
+    result = {"all": block(records)}
+    for c in categories:
+        result[c] = block([r for r in records if r["category"] == c])
+    fine = Counter(r["fine_label"] for r in records)
+    result["by_fine_label"] = {
+        label: {"garments": n, f"type_precision@{k}": (
+            round(float(np.mean(v)), 4) if (v := [r["type_share"] for r in records
+                                                  if r["fine_label"] == label and r.get("type_share") is not None])
+            else None)}
+        for label, n in fine.most_common()
+    }
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Modes
+# --------------------------------------------------------------------------------------------------
+def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True):
+    from tqdm import tqdm
+
+    from ml.detection_data import CATEGORIES
+    from ml.pipeline import analyse
+
+    by_photo = {}
+    for g in garments:
+        by_photo.setdefault(g.photo, []).append(g)
+    records, photos = [], {"full_shots": 0, "photos": len(by_photo), "rows": 0}
+    for name, items in tqdm(sorted(by_photo.items()), desc="look", unit="photo", disable=not progress):
+        analysis = analyse(data_dir / "photos" / f"{name}.jpg", gender=gender, parts=parts)
+        photos["full_shots"] += int(analysis.is_full_shot)
+        rows = rows_for(analysis.articles, CATEGORIES)
+        photos["rows"] += len(rows)
+        hits = {c: catalogue.nearest(arts[0].embedding, k, c, analysis.gender) for c, arts in rows.items()}
+        for g in items:
+            row = rows.get(g.category)
+            record = {"photo": name, "category": g.category, "fine_label": g.fine_label,
+                      "gets_row": row is not None,
+                      "matched": bool(row) and any(_iou(a.box, g.box) >= MATCH_IOU for a in row),
+                      "gender": analysis.gender}
+            if row is not None:
+                record["type_share"] = _type_share(catalogue, hits[g.category], acceptable.get(g.fine_label, set()))
+                record["types"] = [str(catalogue.article_type[i]) for i in hits[g.category]]
+            records.append(record)
+    return records, photos
+
+
+def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True):
+    from PIL import Image
+    from tqdm import tqdm
+
+    from ml.detection_data import CATEGORIES
+    from ml.pipeline import analyse, crop_with_margin
+
+    records = []
+    photo_cache = {}
+    for g in tqdm(garments, desc="crop", unit="garment", disable=not progress):
+        if g.photo not in photo_cache:
+            photo_cache.clear()
+            with Image.open(data_dir / "photos" / f"{g.photo}.jpg") as photo:
+                photo_cache[g.photo] = photo.convert("RGB")
+        crop = crop_with_margin(photo_cache[g.photo], g.box)
+        if min(crop.size) < MIN_CROP_SIDE:  # a visitor's close-up is a real photo, not a 24-pixel cut-out
+            scale = MIN_CROP_SIDE / min(crop.size)
+            crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.BICUBIC)
+        analysis = analyse(crop, gender=gender, parts=parts, detect=True)
+        rows = rows_for(analysis.articles, CATEGORIES)
+        record = {"photo": g.photo, "category": g.category, "fine_label": g.fine_label,
+                  "answered": g.category in rows, "fallback_whole_photo": not rows,
+                  "row_categories": sorted(rows), "gender": analysis.gender}
+        if g.category in rows:
+            hits = catalogue.nearest(rows[g.category][0].embedding, k, g.category, analysis.gender)
+        elif not rows:
+            hits = catalogue.nearest(analysis.image_embedding, k, None, analysis.gender)
+            record["fallback_category_share"] = float(np.mean([catalogue.category[i] == g.category for i in hits]))
+        else:
+            hits = None
+        if hits is not None:
+            record["type_share"] = _type_share(catalogue, hits, acceptable.get(g.fine_label, set()))
+            record["types"] = [str(catalogue.article_type[i]) for i in hits]
+        records.append(record)
+    return records
+
+
+def crop_variant(photo, mask, category_ids, box, how):
+    """One framing of a garment crop (PIL) for the ``variants`` mode."""
+    from PIL import Image
+
+    from ml.pipeline import crop_with_margin
+
+    w, h = photo.size
+    garment = np.isin(mask, category_ids)
+    if how in ("box", "box_grey_letterbox"):
+        crop = crop_with_margin(photo, box)
+        if how == "box_grey_letterbox":  # pad to a square on grey before the embedder pads on white
+            side = max(crop.size)
+            canvas = Image.new("RGB", (side, side), (114, 114, 114))
+            canvas.paste(crop, ((side - crop.width) // 2, (side - crop.height) // 2))
+            crop = canvas
+        return crop
+    if how == "square_context":  # a square around the box: the letterbox is filled with the scene
+        cx, cy = (box[0] + box[2]) / 2 * w, (box[1] + box[3]) / 2 * h
+        side = max((box[2] - box[0]) * w, (box[3] - box[1]) * h) * 1.16
+        return photo.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+    # masked: everything that is not this category's garment pixels becomes white (a catalogue cut-out)
+    white = np.asarray(photo).copy()
+    white[~garment] = 255
+    white = Image.fromarray(white)
+    if how == "box_masked":
+        return crop_with_margin(white, box)
+    if how == "mask_tight_masked":
+        x1, y1, x2, y2 = int(box[0] * w), int(box[1] * h), int(np.ceil(box[2] * w)), int(np.ceil(box[3] * h))
+        ys, xs = np.nonzero(garment[y1:y2, x1:x2])
+        if len(xs):
+            return white.crop((x1 + xs.min(), y1 + ys.min(), x1 + xs.max() + 1, y1 + ys.max() + 1))
+        return white.crop((x1, y1, x2, y2))
+    raise ValueError(how)
+
+
+def run_variants(parts, catalogue, data_dir, garments, acceptable, k, progress=True):
+    from PIL import Image
+    from tqdm import tqdm
+
+    from ml.detection_data import CATEGORIES, TAXONOMY_PATH
+
+    labels = read_labels(data_dir)
+    look = json.loads(Path(TAXONOMY_PATH).read_text())["look"]
+    ids = {c: [labels.index(lab) for lab in look[c]["ccp"] if lab in labels] for c in CATEGORIES}
+    by_photo = {}
+    for g in garments:
+        by_photo.setdefault(g.photo, []).append(g)
+    records = {v: [] for v in VARIANTS}
+    for name, items in tqdm(sorted(by_photo.items()), desc="variants", unit="photo", disable=not progress):
+        with Image.open(data_dir / "photos" / f"{name}.jpg") as photo:
+            photo = photo.convert("RGB")
+        mask = read_mask(data_dir, name)
+        if mask.shape != (photo.height, photo.width):
+            mask = np.asarray(Image.fromarray(mask).resize(photo.size, Image.NEAREST))
+        crops = [(g, v, crop_variant(photo, mask, ids[g.category], g.box, v)) for g in items for v in VARIANTS]
+        vectors = parts.embedder.embed([c for _, _, c in crops])
+        for (g, v, crop), vector in zip(crops, vectors):
+            hits = catalogue.nearest(vector, k, g.category, None)
+            records[v].append({"photo": name, "category": g.category, "fine_label": g.fine_label,
+                               "aspect_w_over_h": round(crop.width / max(crop.height, 1), 3),
+                               "type_share": _type_share(catalogue, hits, acceptable.get(g.fine_label, set())),
+                               "types": [str(catalogue.article_type[i]) for i in hits]})
+    return records
+
+
+def by_aspect(records, quantiles=(0.25, 0.5, 0.75)):
+    """Kurta share and type precision of the results per quartile of the crop's width / height."""
+    aspect = np.array([r["aspect_w_over_h"] for r in records])
+    if not len(aspect):
+        return []
+    edges = np.quantile(aspect, (0.0, *quantiles, 1.0))
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        chosen = [r for r, a in zip(records, aspect) if lo <= a <= hi]
+        kurtas = [t in ("Kurtas", "Kurtis") for r in chosen for t in r["types"]]
+        out.append({"w_over_h": [round(float(lo), 2), round(float(hi), 2)], "garments": len(chosen),
+                    "kurta_share": round(float(np.mean(kurtas)), 4),
+                    "type_precision": round(float(np.mean([r["type_share"] for r in chosen])), 4)})
+    return out
+
+
+def catalogue_types(catalogue, category):
+    """Article-type shares of a look category's catalogue products, per gender filter of the widget."""
+    out = {}
+    for gender in ("Women", "Men", None):
+        chosen = catalogue.category == category
+        if gender:
+            chosen &= np.isin(catalogue.gender, GENDER_POLICY[gender])
+        counts = Counter(catalogue.article_type[chosen].tolist())
+        total = sum(counts.values())
+        out[gender or "any"] = {"products": total, **{t: round(n / total, 3) for t, n in counts.most_common(10)}}
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+def add_arguments(parser):
+    parser.add_argument("--data", required=True, type=Path, help="street set: photos/, masks/, labels.txt")
+    parser.add_argument("--catalogue-styles", required=True, type=Path, help="styles.csv of the shop's catalogue")
+    parser.add_argument("--catalogue-images", required=True, type=Path, help="directory of <id>.jpg")
+    parser.add_argument("--mode", choices=("look", "crop", "variants"), default="look")
+    parser.add_argument("--split", choices=("val", "all"), default="val",
+                        help="val (default): the detector's validation split; all: every photo")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--gender", default=None, help="treat every photo as this product gender (default: predicted)")
+    parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the committed ones)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N photos (quick checks)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("build/street_to_shop"),
+                        help="catalogue embeddings and derived boxes are cached here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--records", action="store_true", help="include every garment's record in the JSON")
+
+
+def run(args) -> dict:
+    from ml.detect import ArticleDetector
+    from ml.detection_data import CATEGORIES, load_boxes, split
+    from ml.pipeline import parts_from_paths
+
+    started = time.time()
+    for path in (args.data / "photos", args.data / "masks", args.data / "labels.txt"):
+        if not path.exists():
+            raise SystemExit(f"street-to-shop: {path} is missing (--data must hold photos/, masks/, labels.txt)")
+    boxes = load_boxes(args.data, "build")
+    train_names, val_names = split(boxes)
+    names = val_names if args.split == "val" else sorted(boxes)
+    if args.limit:
+        names = names[: args.limit]
+    garments = garments_of(args.data, names, boxes)
+    acceptable = street_to_catalogue()
+    parts = parts_from_paths(detector=ArticleDetector(args.weights) if args.weights else None)
+    catalogue = Catalogue(args.catalogue_styles, args.catalogue_images, parts.embedder, args.cache_dir)
+    result = {"mode": args.mode, "data": str(args.data), "split": args.split, "photos": len(names),
+              "garments": len(garments), "k": args.k, "catalogue_products": len(catalogue.products),
+              "gender": args.gender or "predicted", "models": parts.versions()}
+    if args.mode == "look":
+        records, photos = run_look(parts, catalogue, args.data, garments, acceptable, args.k, args.gender)
+        result["pipeline"] = photos
+        result["by_category"] = _summarise(records, CATEGORIES, args.k)
+    elif args.mode == "crop":
+        records = run_crop(parts, catalogue, args.data, garments, acceptable, args.k, args.gender)
+        result["by_category"] = _summarise(records, CATEGORIES, args.k)
+        fallback = [r["fallback_category_share"] for r in records if "fallback_category_share" in r]
+        result["fallback_results_in_own_category"] = round(float(np.mean(fallback)), 4) if fallback else None
+    else:
+        result["models"] = {"embedder": parts.embedder.version}
+        all_records = run_variants(parts, catalogue, args.data, garments, acceptable, args.k)
+        result["variants"] = {}
+        for variant, records in all_records.items():
+            summary = _summarise(records, CATEGORIES, args.k)
+            summary["top"]["kurta_share"] = round(float(np.mean(
+                [t in ("Kurtas", "Kurtis") for r in records if r["category"] == "top" for t in r["types"]])), 4)
+            result["variants"][variant] = summary
+        result["top_by_box_aspect"] = by_aspect([r for r in all_records["box"] if r["category"] == "top"])
+        result["catalogue_top_types"] = catalogue_types(catalogue, "top")
+        records = [dict(r, variant=v) for v, rs in all_records.items() for r in rs]
+    if args.records:
+        result["records"] = records
+    result["seconds"] = round(time.time() - started, 1)
+    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return result
