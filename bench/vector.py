@@ -81,14 +81,17 @@ class FlatFaiss:
         started = time.perf_counter()
         for index in range(len(CATEGORIES)):
             rows = np.flatnonzero(inventory.category == index)
-            flat = faiss.IndexFlatIP(inventory.dim)
-            flat.add(np.ascontiguousarray(inventory.vectors[rows]))
-            self.indexes[index] = (flat, rows, inventory.gender[rows], inventory.colour[rows])
+            built = self.make_index(inventory.dim)
+            built.add(np.ascontiguousarray(inventory.vectors[rows]))
+            self.indexes[index] = (built, rows, inventory.gender[rows], inventory.colour[rows])
         self.build_seconds = time.perf_counter() - started
 
+    def make_index(self, dim):
+        return self.faiss.IndexFlatIP(dim)
+
     def search(self, vector, category, genders, k, colour=None):
-        flat, rows, gender, colours = self.indexes[int(category)]
-        _, found = flat.search(vector.reshape(1, -1), min(k * FAISS_OVERFETCH, flat.ntotal))
+        built, rows, gender, colours = self.indexes[int(category)]
+        _, found = built.search(vector.reshape(1, -1), min(k * FAISS_OVERFETCH, built.ntotal))
         found = found[0]
         found = found[found >= 0]
         keep = np.isin(gender[found], genders)
@@ -97,36 +100,23 @@ class FlatFaiss:
         return [int(rows[i]) + 1 for i in found[keep][:k]]
 
 
-class HnswFaiss:
+class HnswFaiss(FlatFaiss):
     """FAISS ``IndexHNSWFlat`` per category — the in-process peer a shop would deploy instead of pgvector: the
     same M and construction effort as the recommender's index, inner product on unit vectors (= cosine),
     the gender filter applied after over-fetching, ``efSearch`` swept to compare at equal recall."""
 
     def __init__(self, inventory, m=16, ef_construction=64):
-        import faiss
-
-        self.faiss = faiss
-        self.indexes = {}
-        started = time.perf_counter()
-        for index in range(len(CATEGORIES)):
-            rows = np.flatnonzero(inventory.category == index)
-            graph = faiss.IndexHNSWFlat(inventory.dim, m, faiss.METRIC_INNER_PRODUCT)
-            graph.hnsw.efConstruction = ef_construction
-            graph.add(np.ascontiguousarray(inventory.vectors[rows]))
-            self.indexes[index] = (graph, rows, inventory.gender[rows], inventory.colour[rows])
-        self.build_seconds = time.perf_counter() - started
         self.m, self.ef_construction = m, ef_construction
+        super().__init__(inventory)
+
+    def make_index(self, dim):
+        graph = self.faiss.IndexHNSWFlat(dim, self.m, self.faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = self.ef_construction
+        return graph
 
     def search(self, vector, category, genders, k, ef_search, colour=None):
-        graph, rows, gender, colours = self.indexes[int(category)]
-        graph.hnsw.efSearch = max(int(ef_search), k * FAISS_OVERFETCH)
-        _, found = graph.search(vector.reshape(1, -1), min(k * FAISS_OVERFETCH, graph.ntotal))
-        found = found[0]
-        found = found[found >= 0]
-        keep = np.isin(gender[found], genders)
-        if colour is not None:
-            keep &= colours[found] == colour
-        return [int(rows[i]) + 1 for i in found[keep][:k]]
+        self.indexes[int(category)][0].hnsw.efSearch = max(int(ef_search), k * FAISS_OVERFETCH)
+        return super().search(vector, category, genders, k, colour=colour)
 
 
 #: FAISS HNSW efSearch values swept (the over-fetch makes the smallest effective value k × FAISS_OVERFETCH).

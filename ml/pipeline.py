@@ -195,13 +195,15 @@ def analyse(
     detect: bool | None = None,
     min_confidence: float = 0.25,
     max_articles: int = 20,
+    pose=None,
 ) -> Analysis:
     """Analyse one image (bytes, path, file object or PIL image).
 
     ``gender``: the product's gender when known (it wins over the prediction); ``detect``: None =
     detect articles only in full shots, True/False = always/never; ``min_confidence`` and
-    ``max_articles`` (the most confident are kept) bound the detections. Raises ``ImageError`` for
-    an unusable image.
+    ``max_articles`` (the most confident are kept) bound the detections; ``pose``: the pose gate's
+    result for this image when the caller already has it (``analyse_batch``). Raises ``ImageError``
+    for an unusable image.
     """
     parts = parts or default_parts()
     timings: dict[str, float] = {}
@@ -212,7 +214,8 @@ def analyse(
     timings["decode"] = _ms(start)
 
     start = time.perf_counter()
-    pose = parts.pose.check(picture)
+    if pose is None:
+        pose = parts.pose.check(picture)
     timings["pose"] = _ms(start)
     versions = {"pose": str(parts.pose.version)}
 
@@ -301,11 +304,15 @@ def analyse_batch(
             picture = load_image(image)
             decoded = time.perf_counter()
             pose = parts.pose.check(picture)
+            posed = time.perf_counter()
             gender = gender.strip() if isinstance(gender, str) else gender
             if pose.is_full_shot or not gender:
-                results[index] = analyse(picture, gender=gender, parts=parts,
-                                         min_confidence=min_confidence, max_articles=max_articles)
-                results[index].timings["decode"] = round((decoded - start) * 1000.0, 2)
+                result = analyse(picture, gender=gender, parts=parts, min_confidence=min_confidence,
+                                 max_articles=max_articles, pose=pose)
+                result.timings["decode"] = round((decoded - start) * 1000.0, 2)
+                result.timings["pose"] = round((posed - decoded) * 1000.0, 2)
+                result.timings["total"] = round(result.timings["total"] + result.timings["pose"], 2)
+                results[index] = result
                 continue
             timings = {"decode": round((decoded - start) * 1000.0, 2), "pose": _ms(decoded), "gender": 0.0,
                        "detect": 0.0}

@@ -347,7 +347,7 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
         results = pipeline.analyse_batch([source.data for _, source in readable],
                                          genders=[source.gender for _, source in readable])
         for (analysis, source), result in zip(readable, results):
-            if isinstance(result, TRANSIENT_ERRORS) or (isinstance(result, DatabaseError)):
+            if isinstance(result, (*TRANSIENT_ERRORS, DatabaseError)):
                 raise result
             if isinstance(result, (ImageError, AnalysisFailed)):
                 finish(fail(analysis, str(result)))

@@ -222,8 +222,8 @@ def load_adapter_class(path):
         raise ImproperlyConfigured(f"{name} = {path!r} cannot be imported: {exc}") from exc
     if not (isinstance(adapter_class, type) and issubclass(adapter_class, ProductAdapter)):
         raise ImproperlyConfigured(f"{name} = {path!r} is not a subclass of recommender.adapters.ProductAdapter")
-    missing = [method for method in adapter_class.required
-               if getattr(adapter_class, method) is getattr(ProductAdapter, method)]
+    # in the order the interface declares them
+    missing = [name for name in vars(ProductAdapter) if name in adapter_class.__abstractmethods__]
     if missing:
         raise ImproperlyConfigured(f"{name} = {path!r} does not define {', '.join(missing)}")
     for attribute in ("product_model", "image_model"):

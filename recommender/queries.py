@@ -118,18 +118,9 @@ def nearest_products(cursor, embedding, *, category, genders, filters, exclude_i
 
 
 def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None):
-    """``nearest_products``, approximate first, exact when the approximate scan found fewer than k."""
-    found = nearest_products(
-        cursor, embedding, category=category, genders=genders, filters=filters, exclude_ids=exclude_ids,
-        model_version=model_version,
-    )
-    if len(found) < filters.k:
-        # A filter so selective that the iterative scan stopped early: exact search over the B-tree index.
-        found = nearest_products(
-            cursor, embedding, category=category, genders=genders, filters=filters,
-            exclude_ids=exclude_ids, exact=True, model_version=model_version,
-        )
-    return found
+    """The search of one article: ``search_many`` with one query."""
+    return search_many(cursor, [ArticleQuery(embedding, category, genders, model_version)], filters=filters,
+                       exclude_ids=exclude_ids)[0]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ not fail a page.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -96,17 +97,15 @@ class ImageFacts:
     name: str = ""
 
 
-class ProductAdapter:
-    """Base class of product adapters; subclass it and define the members listed in the module docstring."""
+class ProductAdapter(ABC):
+    """Base class of product adapters; subclass it and define the members listed in the module docstring
+    (the abstract methods below; ``conf.load_adapter_class`` names the ones a subclass lacks)."""
 
     #: ``"app_label.ModelName"`` of the shop's product and product image models
     product_model: str = ""
     image_model: str = ""
     #: the image model's foreign key to its product
     image_product_field: str = "product"
-    #: the methods a subclass must define
-    required = ("describe", "product_of", "read_image", "images_of", "image_facts")
-
     def __init__(self, **options):
         if options:
             raise TypeError(f"{type(self).__name__} takes no options, got {', '.join(sorted(options))}")
@@ -119,8 +118,9 @@ class ProductAdapter:
         return apps.get_model(self.image_model)
 
     # -- products ------------------------------------------------------------------------------
+    @abstractmethod
     def describe(self, product) -> ProductFacts:
-        raise NotImplementedError
+        """The facts of ``product`` (see ``ProductFacts``)."""
 
     def describe_many(self, products) -> list[ProductFacts]:
         """``describe`` of each product; adapters override it to fetch related data in a few queries."""
@@ -135,19 +135,21 @@ class ProductAdapter:
         return self.get_product_model()._default_manager.all()
 
     # -- images --------------------------------------------------------------------------------
+    @abstractmethod
     def product_of(self, image):
-        raise NotImplementedError
+        """The product ``image`` belongs to."""
 
+    @abstractmethod
     def read_image(self, image) -> bytes:
         """The image file's bytes; ``FileNotFoundError``/``OSError`` when it cannot be read."""
-        raise NotImplementedError
 
+    @abstractmethod
     def images_of(self, product) -> list:
         """The product's images, the one shown first first."""
-        raise NotImplementedError
 
+    @abstractmethod
     def image_facts(self, image) -> ImageFacts:
-        raise NotImplementedError
+        """URL, size and version of ``image`` (see ``ImageFacts``)."""
 
     def all_images(self):
         """Every product image (a queryset), for ``manage.py analyse --all``."""

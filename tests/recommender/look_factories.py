@@ -4,7 +4,6 @@ import itertools
 from decimal import Decimal
 
 import numpy as np
-import pytest
 from django.core.files.base import ContentFile
 from PIL import Image, ImageDraw
 
@@ -149,3 +148,20 @@ def use_broker(eager, broker_url):
         app._pool = None
     app.amqp._producer_pool = None
     return previous
+
+
+def worker_env(broker, media_root):
+    """Environment of a real ``celery -A shop worker`` subprocess reading this test's database and media."""
+    import os
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "CELERY_BROKER_URL": broker,
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "MEDIA_ROOT": str(media_root),
+        "DB_CONN_MAX_AGE": "0",
+        "PYTHONUNBUFFERED": "1",
+    }

@@ -15,9 +15,8 @@ import pytest
 import redis
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
-from look_factories import make_analysis, make_image, make_product, png_bytes, use_broker
+from look_factories import worker_env, make_analysis, make_image, make_product, png_bytes, use_broker
 from recommender.models import ImageAnalysis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,15 +26,7 @@ UPLOADS, BULK = "looks", "looks-bulk"
 
 
 def start_worker(name, queue, settings, tmp_path):
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": BROKER,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "DB_CONN_MAX_AGE": "0",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = worker_env(BROKER, settings.MEDIA_ROOT)
     log = open(tmp_path / f"{name}.log", "w+")
     process = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "celery"), "-A", "shop", "worker", "-Q", queue, "--loglevel=INFO",

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 
-from look_factories import NOT_AN_IMAGE, demo_look_photo, make_image, make_product, use_broker
+from look_factories import worker_env, NOT_AN_IMAGE, demo_look_photo, make_image, make_product, use_broker
 from recommender.models import ImageAnalysis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,15 +21,7 @@ BROKER = f"redis://127.0.0.1:6379/{REDIS_DB}"
 def worker(settings, tmp_path):
     """A ``celery -A shop worker`` on Redis db 14, reading the pytest database and media folder."""
     redis.Redis.from_url(BROKER).flushdb()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": BROKER,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "DB_CONN_MAX_AGE": "0",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = worker_env(BROKER, settings.MEDIA_ROOT)
     log = open(tmp_path / "worker.log", "w+")
     process = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "celery"), "-A", "shop", "worker", "--loglevel=INFO", "--concurrency=1",
