@@ -8,7 +8,7 @@ REQS   := requirements.txt requirements-dev.txt requirements-weights.txt
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup venv services database demo test test-fast worker bench bench-1m soak serve clean-media
+.PHONY: setup venv services database demo test test-fast worker bench bench-1m soak serve dev clean-media
 
 setup: venv services database
 
@@ -55,5 +55,11 @@ soak: setup
 bench-1m: setup
 	$(PY) -m bench --out docs/benchmarks.md --articles 1000000
 
+# The demo on its production server: gunicorn (WEB_WORKERS, default 2), DEBUG off, static files collected and
+# served by WhiteNoise, product photos from MEDIA_ROOT — scripts/serve.sh lists its variables.
 serve: setup
+	HOST=$(HOST) PORT=$(PORT) PY=$(PY) bash scripts/serve.sh
+
+# Development server: runserver, DEBUG on, reloads on code changes.
+dev: setup
 	$(PY) manage.py runserver $(HOST):$(PORT)

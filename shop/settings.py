@@ -5,7 +5,9 @@ Everything a deployment changes comes from the environment:
 - ``DATABASE_URL``       default ``postgres://postgres@127.0.0.1:5432/shop``
 - ``CELERY_BROKER_URL``  unset: tasks run eagerly in-process; set (e.g. ``redis://127.0.0.1:6379/0``): a worker runs them
 - ``SECRET_KEY``, ``DEBUG`` (default on for local use), ``ALLOWED_HOSTS`` (comma separated),
-  ``CSRF_TRUSTED_ORIGINS``, ``SECURE_SSL_REDIRECT``, ``MEDIA_ROOT``, ``STATIC_ROOT``.
+  ``CSRF_TRUSTED_ORIGINS``, ``SECURE_SSL_REDIRECT``, ``SECURE_COOKIES``, ``MEDIA_ROOT``, ``STATIC_ROOT``.
+- ``SERVE_STATIC``, ``SERVE_MEDIA`` (default off): the Django process serves the collected static files (WhiteNoise)
+  and the uploaded media itself — the demo's production server, ``scripts/serve.sh`` (``make serve``), turns both on.
 """
 import os
 from pathlib import Path
@@ -181,6 +183,20 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# The demo's production server (scripts/serve.sh, `make serve`: gunicorn, DEBUG off) serves its own files.
+# SERVE_STATIC: WhiteNoise serves STATIC_ROOT (filled by `collectstatic`) with gzip-compressed, content-hashed file
+# names cached for a year; off (tests, runserver, a shop whose web server serves STATIC_ROOT) nothing changes.
+# SERVE_MEDIA: shop/urls.py serves MEDIA_ROOT (product photos uploaded by staff) with DEBUG off too.
+SERVE_STATIC = env_bool("SERVE_STATIC", False)
+SERVE_MEDIA = env_bool("SERVE_MEDIA", False)
+if SERVE_STATIC:
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -192,6 +208,10 @@ LOGGING = {
     },
 }
 
+if not DEBUG:
+    # Django logs request errors (tracebacks of 500s, 404s as warnings) to the console only with DEBUG on.
+    LOGGING["loggers"]["django"] = {"handlers": ["console"], "level": "WARNING"}
+
 # The recommender's own settings; defaults live in recommender/conf.py.
 BUY_THE_LOOK = {
     # How the recommender learns about the demo shop's products (catalog/adapter.py).
@@ -202,8 +222,8 @@ BUY_THE_LOOK = {
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+    # Cookies only over HTTPS; SECURE_COOKIES=0 for a server reached over plain HTTP (scripts/serve.sh's default).
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -16,5 +16,9 @@ urlpatterns = [
 ]
 
 if settings.DEBUG or getattr(settings, "SERVE_MEDIA", False):
-    # The demo serves uploaded images itself; a production shop serves MEDIA_ROOT from its web server.
+    # The demo serves uploaded images itself: with DEBUG on (runserver) and on its production server (SERVE_MEDIA,
+    # scripts/serve.sh). Django's `static()` helper adds nothing with DEBUG off, so the view is routed directly; it
+    # answers only files under MEDIA_ROOT (a path leading out of it is refused) and lists no directories. Media
+    # change at run time (staff uploads), so WhiteNoise, which indexes its files at start, does not serve them.
+    # A production shop serves MEDIA_ROOT from its web server or object storage instead.
     urlpatterns += [re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})]
