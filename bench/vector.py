@@ -177,7 +177,7 @@ class RecommenderQuery:
                     cursor, vector, category=CATEGORIES[category], genders=genders, filters=filters,
                     exclude_ids=excluded)
             elapsed = (time.perf_counter() - started) * 1000
-        return [product_id for product_id, _ in hits], elapsed
+        return [hit[0] for hit in hits], elapsed
 
     def _sent_query(self, vector, category, gender, filters, number=0):
         """(sql, params) of the approximate nearest-neighbour query ``search`` sends, or None."""

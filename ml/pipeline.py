@@ -11,7 +11,9 @@ Steps (each timed in ``Analysis.timings``, milliseconds):
 4. ``detect``: articles (top, bottom, dress, footwear, bag) — only for full shots, unless
    ``detect=True`` forces it (``detect=False`` skips it);
 5. ``embed``: each article crop (with a small margin) and the whole image, in one batch — the
-   whole-image vector is always computed, so every product is findable through it.
+   whole-image vector is always computed, so every product is findable through it;
+6. ``colour``: each article's colours and the whole image's, read from the garment's own pixels
+   (``ml.colour.ColourReader``: person segmentation, skin excluded, CIELAB, named in the catalogue's words).
 
 The parts are swappable: ``Parts`` holds one object per stage; ``default_parts()`` builds the
 project's own once per process (thread-safe, weights load lazily on first use, so calling it in a
@@ -20,6 +22,7 @@ another implementation by dotted path.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import threading
 import time
@@ -50,6 +53,7 @@ DEFAULT_PART_PATHS = {
     "gender": "ml.gender.GenderClassifier",
     "detector": "ml.detect.ArticleDetector",
     "embedder": "ml.embed.Embedder",
+    "colour": "ml.colour.ColourReader",
 }
 #: Extra context around an article box before embedding, as a fraction of the box's width/height.
 CROP_MARGIN = 0.08
@@ -64,6 +68,7 @@ class Article:
     confidence: float
     box: tuple[float, float, float, float]
     embedding: np.ndarray = field(repr=False, compare=False)
+    colour: Any = field(default=None, repr=False, compare=False)  # ml.colour.Colour, None = not read
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Analysis:
     image_embedding: np.ndarray = field(repr=False)
     timings: dict = field(default_factory=dict)  # stage → ms: decode, pose, gender, detect, embed, total
     model_versions: dict = field(default_factory=dict)  # part → version string
+    image_colour: Any = field(default=None, repr=False)  # ml.colour.Colour of the whole image, None = not read
 
     def articles_in(self, category: str) -> list:
         return [a for a in self.articles if a.category == category]
@@ -95,6 +101,7 @@ class Parts:
     - ``gender.predict(image) -> (label, confidence)`` (optionally ``keypoints=`` for full shots)
     - ``detector.detect(image, min_confidence=...) -> [Detection(category, confidence, box)]``
     - ``embedder.embed([images]) -> np.ndarray (n, dim)``; ``embedder.dim``
+    - ``colour.read(image, [box or None, …]) -> [ml.colour.Colour]`` (optional: None = colours not read)
 
     Each has a ``version`` string.
     """
@@ -103,10 +110,11 @@ class Parts:
     gender: Any
     detector: Any
     embedder: Any
+    colour: Any = None
 
     def versions(self) -> dict:
-        return {name: str(getattr(getattr(self, name), "version", "unknown"))
-                for name in ("pose", "gender", "detector", "embedder")}
+        names = ("pose", "gender", "detector", "embedder") + (("colour",) if self.colour is not None else ())
+        return {name: str(getattr(getattr(self, name), "version", "unknown")) for name in names}
 
 
 def load_part(dotted_path: str):
@@ -133,11 +141,15 @@ def load_part(dotted_path: str):
     return obj
 
 
-def parts_from_paths(pose=None, gender=None, detector=None, embedder=None) -> Parts:
-    """``Parts`` built from dotted paths (or classes, or ready objects); None = the default."""
-    chosen = {"pose": pose, "gender": gender, "detector": detector, "embedder": embedder}
+def parts_from_paths(pose=None, gender=None, detector=None, embedder=None, colour=None) -> Parts:
+    """``Parts`` built from dotted paths (or classes, or ready objects); None = the default
+    (``colour=False``: no colour reader)."""
+    chosen = {"pose": pose, "gender": gender, "detector": detector, "embedder": embedder, "colour": colour}
     built = {}
     for name, spec in chosen.items():
+        if name == "colour" and spec is False:  # colours not read
+            built[name] = None
+            continue
         spec = spec or DEFAULT_PART_PATHS[name]
         if isinstance(spec, str):
             spec = load_part(spec)
@@ -257,6 +269,12 @@ def analyse(
         for i, d in enumerate(detections)
     ]
     timings["embed"] = _ms(start)
+
+    start = time.perf_counter()
+    colours = read_colours(parts, picture, [d.box for d in detections], versions)
+    if colours[1:]:
+        articles = [dataclasses.replace(article, colour=colour) for article, colour in zip(articles, colours[1:])]
+    timings["colour"] = _ms(start)
     timings["total"] = _ms(total_start)
 
     return Analysis(
@@ -272,7 +290,17 @@ def analyse(
         image_embedding=vectors[0].copy(),
         timings=timings,
         model_versions=versions,
+        image_colour=colours[0],
     )
+
+
+def read_colours(parts: Parts, picture, boxes, versions: dict | None = None) -> list:
+    """[colour of the whole image, colour of each box]; all None when ``parts`` has no colour reader."""
+    if parts.colour is None:
+        return [None] * (1 + len(boxes))
+    if versions is not None:
+        versions["colour"] = str(parts.colour.version)
+    return list(parts.colour.read(picture, [None, *boxes]))
 
 
 def analyse_batch(
@@ -331,10 +359,17 @@ def analyse_batch(
         versions = {"pose": str(parts.pose.version), "embedder": str(parts.embedder.version)}
         for (index, picture, pose, gender, timings), vector in zip(pending, vectors):
             timings = {**timings, "embed": share}
+            start = time.perf_counter()
+            try:
+                colour = read_colours(parts, picture, [], versions)[0]
+            except Exception as exc:  # noqa: BLE001
+                results[index] = exc
+                continue
+            timings["colour"] = _ms(start)
             timings["total"] = round(sum(timings.values()), 2)
             results[index] = Analysis(
                 width=picture.width, height=picture.height, is_full_shot=False, pose_score=float(pose.score),
                 keypoints=[], gender=gender, gender_confidence=1.0, gender_source="product", articles=[],
-                image_embedding=vector.copy(), timings=timings, model_versions=dict(versions),
+                image_embedding=vector.copy(), timings=timings, model_versions=dict(versions), image_colour=colour,
             )
     return results

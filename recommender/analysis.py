@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from . import cache as look_cache
 from . import pipeline
-from .conf import EMBEDDING_DIM, settings
+from .conf import COLOUR_DIM, EMBEDDING_DIM, settings
 from .models import DetectedArticle, ImageAnalysis
 from .sync import describe, filter_copies, own_category
 
@@ -67,6 +67,20 @@ def _vector(value, what):
     return vector
 
 
+def colour_fields(colour) -> dict:
+    """``DetectedArticle`` colour fields for an ``ml.colour.Colour`` (none when the colour was not read)."""
+    if colour is None or not colour.names:
+        return {"colour": None, "colour_name": "", "colours": []}
+    descriptor = np.asarray(colour.descriptor, dtype=np.float32).reshape(-1)
+    if descriptor.shape[0] != COLOUR_DIM or not np.all(np.isfinite(descriptor)):
+        raise AnalysisFailed(
+            f"the colour reader returned a {descriptor.shape[0]}-value descriptor; the database stores {COLOUR_DIM} "
+            "(recommender.conf.COLOUR_DIM) — use a matching colour reader or set PIPELINE['colour'] to None"
+        )
+    return {"colour": descriptor, "colour_name": str(colour.main)[:32],
+            "colours": [[str(name)[:32], float(share)] for name, share in colour.names]}
+
+
 def build_articles(analysis, product_id, facts, result):
     """Unsaved ``DetectedArticle`` rows for ``result`` (an ``ml.pipeline.Analysis``).
 
@@ -96,6 +110,7 @@ def build_articles(analysis, product_id, facts, result):
             gender=product_gender if inventory else look_gender,
             is_inventory=inventory,
             embedding=_vector(article.embedding, f"{article.category} article"),
+            **colour_fields(getattr(article, "colour", None)),
             **common,
         )
 
@@ -114,6 +129,7 @@ def build_articles(analysis, product_id, facts, result):
                 category=own, x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
                 gender=product_gender, is_inventory=True, is_whole_image=True,
                 embedding=_vector(result.image_embedding, "whole image"),
+                **colour_fields(getattr(result, "image_colour", None)),
                 **common,
             )
         )

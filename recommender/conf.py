@@ -27,6 +27,8 @@ SETTINGS_NAME = "BUY_THE_LOOK"
 #: a constant of the app's migrations, not a setting; an embedder of another dimension is refused with a
 #: clear error when its first vector arrives (see ``recommender.analysis``).
 EMBEDDING_DIM = 256
+#: Dimension of the stored colour descriptors: one per colour word of ``ml.colour.WORDS`` (schema, too).
+COLOUR_DIM = 26
 
 DEFAULTS = {
     # How many recommendations per article row (widget, look API, search by photo).
@@ -42,7 +44,18 @@ DEFAULTS = {
         "gender": "ml.gender.GenderClassifier",
         "detector": "ml.detect.ArticleDetector",
         "embedder": "ml.embed.Embedder",
+        # reads each article's colours (None: no colour descriptors, look rows ignore colour)
+        "colour": "ml.colour.ColourReader",
     },
+    # How much colour counts in a look row: the visual candidates are re-ordered by cosine distance +
+    # COLOUR_WEIGHT × colour distance (1 − Bhattacharyya coefficient of the two articles' colour histograms).
+    # 0 = visual similarity only. Default chosen by measurement (docs/look-analysis.md, "Colour").
+    "COLOUR_WEIGHT": 0.15,
+    # Visual candidates per article row that the colour weight re-orders (at least K × OVERFETCH).
+    "COLOUR_CANDIDATES": 40,
+    # A recommendation is labelled "same colour" when its main colour is the article's, "similar colour"
+    # when the Bhattacharyya coefficient of their colour histograms is at least this.
+    "SIMILAR_COLOUR": 0.6,
     # Search-time HNSW candidate list size (``hnsw.ef_search``, raised to the LIMIT when smaller). The index's
     # build parameters are part of the schema: ``recommender.models.HNSW_M`` / ``HNSW_EF_CONSTRUCTION``.
     "EF_SEARCH": 64,

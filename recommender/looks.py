@@ -20,7 +20,7 @@ from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
-from .queries import ArticleQuery, configure_search, search_many
+from .queries import ArticleQuery, Hit, configure_search, search_many
 from .sync import describe
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,20 @@ class Recommendation:
 
     product: ProductFacts
     distance: float
+    #: Bhattacharyya coefficient of the two articles' colour histograms (None: colours not compared)
+    colour_similarity: float | None = None
+    #: main colour read from the product's photo
+    colour_name: str = ""
+    #: "same" (same main colour as the article), "similar" (colour similarity ≥ SIMILAR_COLOUR) or ""
+    colour_match: str = ""
 
     @property
     def similarity(self) -> float:
         return 1.0 - self.distance
+
+    @property
+    def colour_label(self) -> str:
+        return {"same": "Same colour", "similar": "Similar colour"}.get(self.colour_match, "")
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -86,7 +96,7 @@ def attach_cards(rows_with_hits):
 
     A product deleted meanwhile, or one the adapter cannot describe or says is not available now, is left out.
     """
-    ids = {product_id for _, hits in rows_with_hits for product_id, _ in hits}
+    ids = {hit[0] for _, hits in rows_with_hits for hit in hits}
     facts = {}
     if ids:
         adapter = settings.adapter
@@ -97,11 +107,27 @@ def attach_cards(rows_with_hits):
             described = [item for item in map(describe, products) if item is not None]
         facts = {item.pk: item for item in described}
     for row, hits in rows_with_hits:
+        article_colour = getattr(row.article, "colour_name", "") or ""
         row.recommendations = [
-            Recommendation(product=facts[product_id], distance=distance)
-            for product_id, distance in hits
-            if product_id in facts and facts[product_id].is_available
+            Recommendation(product=facts[hit.product_id], distance=hit.distance,
+                           colour_similarity=hit.colour_similarity, colour_name=hit.colour_name,
+                           colour_match=colour_match(article_colour, hit))
+            for hit in map(as_hit, hits)
+            if hit.product_id in facts and facts[hit.product_id].is_available
         ]
+
+
+def as_hit(hit) -> Hit:
+    return hit if isinstance(hit, Hit) else Hit(*hit)
+
+
+def colour_match(article_colour: str, hit) -> str:
+    """"same", "similar" or "" for a hit of an article whose main colour is ``article_colour``."""
+    if hit.colour_similarity is None:
+        return ""
+    if article_colour and hit.colour_name == article_colour:
+        return "same"
+    return "similar" if hit.colour_similarity >= float(settings.SIMILAR_COLOUR) else ""
 
 
 def duplicate_product_ids(product_id):
@@ -159,7 +185,7 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
             return []
         excluded = duplicate_product_ids(product.pk)
         queries = [ArticleQuery(row.article.embedding, row.category, settings.compatible_genders(row.article.gender),
-                                row.article.model_version) for row in rows]
+                                row.article.model_version, row.article.colour) for row in rows]
         with transaction.atomic(using=db.alias), db.cursor() as cursor:
             configure_search(cursor, filters.k * settings.OVERFETCH)
             found = search_many(cursor, queries, filters=filters, exclude_ids=excluded)

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
-from .conf import EMBEDDING_DIM, settings
+from .conf import COLOUR_DIM, EMBEDDING_DIM, settings
 from .taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_CHOICES
 
 #: HNSW build parameters of the article indexes. Part of the schema (the migrations build the indexes with
@@ -106,6 +106,16 @@ class DetectedArticle(models.Model):
         default=False, help_text="Embedding of the whole image (no article of the product's category was detected)."
     )
     embedding = VectorField(dimensions=EMBEDDING_DIM, editable=False)
+    # The article's colours as read from its own pixels (ml.colour): what the look query's colour weight
+    # compares, whatever the shop's colour field says.
+    colour = VectorField(
+        dimensions=COLOUR_DIM, null=True, blank=True, editable=False,
+        help_text="Colour descriptor: square roots of the probabilities of ml.colour.WORDS (unit length).",
+    )
+    colour_name = models.CharField(max_length=32, blank=True,
+                                   help_text="Main colour read from the article's pixels, in the catalogue's words.")
+    colours = models.JSONField(default=list, blank=True, editable=False,
+                               help_text="Main colours read from the article's pixels: [[name, share], …].")
     model_version = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

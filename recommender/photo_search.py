@@ -12,6 +12,7 @@ import numpy as np
 from django.db import transaction
 
 from . import replica
+from .analysis import colour_fields
 from .conf import settings
 from .filters import Filters
 from .looks import LookRow, attach_cards, rows_for
@@ -65,6 +66,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
         articles.append(DetectedArticle(
             category=found.category, x1=x1, y1=y1, x2=x2, y2=y2, confidence=float(found.confidence),
             gender=chosen_gender or "", embedding=np.asarray(found.embedding, dtype=np.float32),
+            **colour_fields(getattr(found, "colour", None)),
         ))
     embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder")
     rows = rows_for([(None, articles)])
@@ -73,6 +75,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
             category=category or "", x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
             gender=chosen_gender or "", is_whole_image=True,
             embedding=np.asarray(result.image_embedding, dtype=np.float32),
+            **colour_fields(getattr(result, "image_colour", None)),
         )
         rows = [LookRow(article=whole, category=category or "",
                         label=settings.label(category) if category else "Similar products", articles=[whole])]
@@ -80,7 +83,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
         row.article.pk = None
         row.index = index
     queries = [ArticleQuery(row.article.embedding, row.category or None, settings.compatible_genders(chosen_gender),
-                            embedder_version) for row in rows]
+                            embedder_version, row.article.colour) for row in rows]
     # The nearest neighbours and the cards from the read replica when one is configured.
     with replica.look_reads() as db:
         with transaction.atomic(using=db.alias), db.cursor() as cursor:

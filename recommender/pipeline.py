@@ -8,7 +8,7 @@ import threading
 
 from .conf import DEFAULTS, settings
 
-PART_NAMES = ("pose", "gender", "detector", "embedder")
+PART_NAMES = ("pose", "gender", "detector", "embedder", "colour")
 
 _lock = threading.Lock()
 _parts = None
@@ -30,7 +30,9 @@ def _build_parts():
     configured = dict(settings.PIPELINE)
     if configured == dict(DEFAULTS["PIPELINE"]):
         return ml_pipeline.default_parts()
-    return ml_pipeline.parts_from_paths(**{name: configured.get(name) for name in PART_NAMES})
+    chosen = {name: configured.get(name) for name in PART_NAMES}
+    chosen["colour"] = chosen["colour"] or False  # None in the settings: colours are not read
+    return ml_pipeline.parts_from_paths(**chosen)
 
 
 def reset():
@@ -65,4 +67,8 @@ def current_versions():
 
 def stale_versions(stored, current):
     """The parts whose version in ``stored`` (an analysis' ``model_versions``) differs from ``current``."""
-    return sorted(name for name, version in (stored or {}).items() if name in current and current[name] != version)
+    stored = stored or {}
+    stale = {name for name, version in stored.items() if name in current and current[name] != version}
+    # the colour reader runs on every image: an analysis without its version was made before colours were read
+    stale |= {name for name in ("colour",) if name in current and name not in stored}
+    return sorted(stale)

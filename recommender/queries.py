@@ -14,10 +14,16 @@ Vectors are passed as query parameters adapted by ``pgvector.psycopg``'s dumpers
 connection the first time it runs a look query): in pgvector's binary format when the connection binds
 parameters server-side (``OPTIONS={"server_side_binding": True}``), as its text form with Django's default
 client-side binding. No vector literal is built by hand.
+
+Colour: when the article has a colour descriptor (``ml.colour``) and ``BUY_THE_LOOK["COLOUR_WEIGHT"]`` is above
+0, each branch takes ``COLOUR_CANDIDATES`` visual candidates from the index and re-orders them by cosine distance
++ weight × colour distance (1 − the Bhattacharyya coefficient of the two colour histograms, 1 for a candidate
+without colours). Each hit carries its colour similarity and main colour, for the "same colour" labels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from pgvector import Vector
@@ -45,6 +51,15 @@ def vector_parameter(cursor, embedding):
         register_vector_info(raw_cursor, info)  # this cursor (its adapters were copied when it was made)
         raw_cursor._buy_the_look_vector = True
     return Vector(np.asarray(embedding, dtype=np.float32).reshape(-1))
+
+
+class Hit(NamedTuple):
+    """One recommended product of an article: its distance and, when colours were compared, how alike they are."""
+
+    product_id: object
+    distance: float
+    colour_similarity: float | None = None
+    colour_name: str = ""
 
 
 def where_clause(category, genders, filters, exclude_ids, model_version=None):
@@ -91,7 +106,7 @@ def configure_search(cursor, limit):
 
 def nearest_products(cursor, embedding, *, category, genders, filters, exclude_ids=(), exact=False,
                      model_version=None):
-    """``[(product_id, distance), …]``: the ``filters.k`` nearest inventory products, nearest first.
+    """``[Hit(product_id, distance), …]``: the ``filters.k`` nearest inventory products, nearest first.
 
     Approximate (HNSW, iterative scan) unless ``exact``; call ``configure_search`` first in the same
     transaction for the approximate form. ``model_version``: only vectors of that embedder.
@@ -114,27 +129,29 @@ def nearest_products(cursor, embedding, *, category, genders, filters, exclude_i
             f"GROUP BY product_id ORDER BY distance, product_id LIMIT %s"
         )
         cursor.execute(sql, [vector, *params, vector, limit, filters.k])
-    return [(product_id, float(distance)) for product_id, distance in cursor.fetchall()]
+    return [Hit(product_id, float(distance)) for product_id, distance in cursor.fetchall()]
 
 
-def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None):
+def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None, colour=None):
     """The search of one article: ``search_many`` with one query."""
-    return search_many(cursor, [ArticleQuery(embedding, category, genders, model_version)], filters=filters,
+    return search_many(cursor, [ArticleQuery(embedding, category, genders, model_version, colour)], filters=filters,
                        exclude_ids=exclude_ids)[0]
 
 
 @dataclass(frozen=True)
 class ArticleQuery:
-    """One article to find products for: its vector, look category, allowed genders and embedder version."""
+    """One article to find products for: its vector, look category, allowed genders, embedder version and
+    colour descriptor (None: colour is not compared)."""
 
     embedding: object
     category: str | None
     genders: tuple | None
     model_version: str | None = None
+    colour: object = None
 
 
 def search_many(cursor, queries, *, filters, exclude_ids=()):
-    """``[[(product_id, distance), …] per query]``: the approximate searches of all ``queries`` in one SQL
+    """``[[Hit, …] per query]``: the approximate searches of all ``queries`` in one SQL
     statement, then an exact search for each article whose approximate search found fewer than k (a filter
     so selective that the iterative scan stopped early). Call ``configure_search`` first, in the same
     transaction."""
@@ -142,22 +159,32 @@ def search_many(cursor, queries, *, filters, exclude_ids=()):
     if not queries:
         return []
     limit = filters.k * max(1, int(settings.OVERFETCH))
+    weight = max(0.0, float(settings.COLOUR_WEIGHT))
     branches, params = [], []
     for index, query in enumerate(queries):
         where, where_params = where_clause(query.category, query.genders, filters, exclude_ids, query.model_version)
         vector = vector_parameter(cursor, query.embedding)
+        if query.colour is not None:
+            colour_sql, colour_params = "COALESCE(1 - (colour <=> %s), 0)", [vector_parameter(cursor, query.colour)]
+            candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 else limit
+        else:
+            colour_sql, colour_params, candidates = "NULL::float8", [], limit
+        # the best-scored row of each product (several photos of one product fold into one card)
         branches.append(
-            f"(SELECT {index} AS article, product_id, MIN(distance) AS distance FROM ("
-            f"SELECT product_id, embedding <=> %s AS distance FROM {TABLE} "
-            f"WHERE {where} ORDER BY embedding <=> %s LIMIT %s) AS candidates "
-            f"GROUP BY product_id ORDER BY distance, product_id LIMIT %s)"
+            f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {index} AS article, product_id, distance, "
+            f"colour_similarity, colour_name, distance + %s * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
+            f"SELECT product_id, embedding <=> %s AS distance, {colour_sql} AS colour_similarity, colour_name "
+            f"FROM {TABLE} WHERE {where} ORDER BY embedding <=> %s LIMIT %s) AS candidates "
+            f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
         )
-        params += [vector, *where_params, vector, limit, filters.k]
-    cursor.execute(f"SELECT article, product_id, distance FROM ({' UNION ALL '.join(branches)}) AS hits "
-                   f"ORDER BY article, distance, product_id", params)
+        row_weight = weight if query.colour is not None else 0.0
+        params += [row_weight, vector, *colour_params, *where_params, vector, candidates, filters.k]
+    cursor.execute(f"SELECT article, product_id, distance, colour_similarity, colour_name "
+                   f"FROM ({' UNION ALL '.join(branches)}) AS hits ORDER BY article, score, product_id", params)
     found = [[] for _ in queries]
-    for index, product_id, distance in cursor.fetchall():
-        found[index].append((product_id, float(distance)))
+    for index, product_id, distance, colour_similarity, colour_name in cursor.fetchall():
+        found[index].append(Hit(product_id, float(distance),
+                                None if colour_similarity is None else float(colour_similarity), colour_name or ""))
     for index, query in enumerate(queries):
         if len(found[index]) < filters.k:
             found[index] = nearest_products(

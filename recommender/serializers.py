@@ -22,7 +22,7 @@ class ArticleSerializer(serializers.ModelSerializer):
     class Meta:
         model = DetectedArticle
         fields = ["id", "category", "label", "confidence", "box", "gender", "is_inventory", "is_whole_image",
-                  "model_version"]
+                  "model_version", "colour_name", "colours"]
 
     def get_box(self, article) -> dict:
         return {"x1": article.x1, "y1": article.y1, "x2": article.x2, "y2": article.y2}
@@ -43,6 +43,13 @@ class ProductCardSerializer(serializers.Serializer):
     look_category = serializers.CharField()
     article_type = serializers.CharField()
     distance = serializers.FloatField(help_text="Cosine distance to the article (0 = identical).")
+    colour_name = serializers.CharField(help_text="Main colour read from the product's photo (may be empty).")
+    colour_similarity = serializers.FloatField(
+        allow_null=True, help_text="How alike the colours of the product and the article are, 0..1 (null: not compared).")
+    colour_match = serializers.ChoiceField(
+        choices=["same", "similar", ""],
+        help_text='"same": the same main colour as the article; "similar": colour similarity above the shop\'s '
+                  'SIMILAR_COLOUR; "" otherwise.')
 
     def _absolute(self, url):
         request = self.context.get("request")

@@ -103,8 +103,36 @@ def knn_predict(catalogue: np.ndarray, cat_values: np.ndarray, queries: np.ndarr
     return np.array(preds)
 
 
+def colour_rerank(neighbours: np.ndarray, cat_emb, q_emb, cat_colour, q_colour, weight: float, k: int):
+    """Re-order each query's visual candidates by visual similarity + ``weight`` × colour similarity.
+
+    The shop's look query does the same: its HNSW index yields the visual candidates, the colour
+    descriptors stored next to them re-order them (``recommender.queries``).
+    """
+    out = np.full((len(neighbours), k), -1, dtype=np.int64)
+    for q, row in enumerate(neighbours):
+        row = row[row >= 0]
+        if not len(row):
+            continue
+        score = cat_emb[row] @ q_emb[q] + weight * (cat_colour[row] @ q_colour[q])
+        best = row[np.argsort(-score, kind="stable")[:k]]
+        out[q, :len(best)] = best
+    return out
+
+
+def colour_naming(q_colour_names, q_products) -> dict:
+    """How often the main colour read from the photo is the product's own ``baseColour``."""
+    from ml.colour import NOT_COLOURS
+
+    labelled = [(name, p.base_colour) for name, p in zip(q_colour_names, q_products)
+                if p.base_colour.lower() not in NOT_COLOURS]
+    return {"products": len(labelled),
+            "main_colour_is_the_label": round(float(np.mean([a == b for a, b in labelled])), 4) if labelled else None}
+
+
 def evaluate_embeddings(cat_emb, cat_products, q_emb, q_products, k=10, filters="none",
-                        categories_json=None) -> dict:
+                        categories_json=None, colour=None) -> dict:
+    """``colour``: (catalogue descriptors, query descriptors, weight, candidates) re-ranks by colour too."""
     cat_labels, q_labels = product_labels(cat_products), product_labels(q_products)
     allowed = None
     extra = {}
@@ -135,7 +163,13 @@ def evaluate_embeddings(cat_emb, cat_products, q_emb, q_products, k=10, filters=
             )
     elif filters != "none":
         raise ValueError(f"unknown --filters {filters!r}; choose from {', '.join(FILTER_CHOICES)}")
-    neighbours = nearest(cat_emb, q_emb, k, allowed)
+    if colour is not None and colour[2] > 0:
+        cat_colour, q_colour, weight, candidates = colour
+        neighbours = nearest(cat_emb, q_emb, max(k, candidates), allowed)
+        neighbours = colour_rerank(neighbours, cat_emb, q_emb, cat_colour, q_colour, weight, k)
+        extra["colour"] = {"weight": weight, "candidates": candidates}
+    else:
+        neighbours = nearest(cat_emb, q_emb, k, allowed)
     counts = Counter(cat_labels["articleType"])
     frequent = np.array([counts[a] >= 10 for a in q_labels["articleType"]])
     return {
@@ -163,6 +197,11 @@ def add_arguments(parser):
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries (quick runs)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="reuse embeddings between runs (keyed by model, weights file, images and transform)")
+    parser.add_argument("--colour-weights", default="",
+                        help="comma-separated colour weights to compare (e.g. 0,0.1,0.2): re-rank the visual "
+                             "candidates by visual + weight x colour similarity (ml.colour descriptors)")
+    parser.add_argument("--colour-candidates", type=int, default=50,
+                        help="visual candidates re-ranked by colour (the look query's candidate count)")
 
 
 def transform_query(image, how: str):
@@ -211,6 +250,36 @@ def _embed_products(embedder, products, transform="none", batch_size=32, desc="e
     return vectors, ips
 
 
+def _colour_products(products, transform="none", desc="colour", cache_dir=None):
+    """(descriptors (n, K), main colour names) of product photos, whole image (``ml.colour``)."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from ml.colour import ColourReader
+
+    reader = ColourReader()
+    cache = None
+    if cache_dir is not None:
+        import hashlib
+
+        key = "|".join([reader.version, transform] + [str(p.image_path) for p in products])
+        cache = Path(cache_dir) / f"colour-{reader.version}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+        if cache.exists():
+            with np.load(cache) as data:
+                return data["descriptors"], list(data["names"])
+    descriptors, names = [], []
+    for p in tqdm(products, desc=desc, unit="photo", leave=False):
+        with Image.open(p.image_path) as img:
+            colour = reader.read(transform_query(img.convert("RGB"), transform), [None])[0]
+        descriptors.append(colour.descriptor)
+        names.append(colour.main)
+    descriptors = np.stack(descriptors).astype(np.float32)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, descriptors=descriptors, names=np.array(names))
+    return descriptors, names
+
+
 def run(args) -> dict:
     from PIL import Image
 
@@ -230,6 +299,7 @@ def run(args) -> dict:
     if not catalogue or not queries:
         raise SystemExit("retrieval: empty catalogue or query set (check the CSVs and image directories)")
     models = ["imagenet", "finetuned"] if args.model == "both" else [args.model]
+    weights = [float(w) for w in args.colour_weights.split(",") if w.strip()]
     result = {
         "catalogue": len(catalogue), "queries": len(queries), "held_out_split": same, "k": args.k,
         "filters": args.filters, "query_transform": args.query_transform, "models": {},
@@ -249,4 +319,16 @@ def run(args) -> dict:
             "images_per_second": round((len(catalogue) + len(queries)) / (len(catalogue) / ips_cat + len(queries) / ips_q), 1),
             **metrics,
         }
+        if weights:
+            from ml.colour import ColourReader
+
+            cat_col, _ = _colour_products(catalogue, "none", "colour: catalogue", args.cache_dir)
+            q_col, q_names = _colour_products(queries, args.query_transform, "colour: queries", args.cache_dir)
+            result["colour_reader"] = ColourReader().version
+            result["colour_naming"] = colour_naming(q_names, queries)
+            result["models"][name]["by_colour_weight"] = {
+                str(w): evaluate_embeddings(cat_emb, catalogue, q_emb, queries, args.k, args.filters,
+                                            colour=(cat_col, q_col, w, args.colour_candidates))
+                for w in weights
+            }
     return result

@@ -89,10 +89,19 @@ def test_full_body_street_photo(street_analysis, parts):
     assert all(float(article.embedding @ a.image_embedding) < 0.9999 for article in a.articles)
     assert a.gender in ("Men", "Women") and a.gender_source == "predicted"
     assert 0.5 <= a.gender_confidence <= 1
-    assert set(a.timings) == {"decode", "pose", "gender", "detect", "embed", "total"}
+    assert set(a.timings) == {"decode", "pose", "gender", "detect", "embed", "colour", "total"}
     assert a.timings["total"] >= a.timings["detect"] > 0
-    assert set(a.model_versions) == {"pose", "gender", "detector", "embedder"}
+    assert set(a.model_versions) == {"pose", "gender", "detector", "embedder", "colour"}
     assert a.model_versions["embedder"] == parts.embedder.version
+    # every article and the whole photo carry their colours, read from their own pixels
+    from ml.colour import WORDS
+
+    for colour in [a.image_colour] + [article.colour for article in a.articles]:
+        assert colour.main in WORDS and colour.descriptor.shape == (len(WORDS),)
+        assert abs(float(np.linalg.norm(colour.descriptor)) - 1) < 1e-4
+    # the photo's shoes are dark red and its trousers white: different colours in different boxes
+    by_category = {article.category: article.colour for article in a.articles}
+    assert by_category["footwear"].main != by_category["bottom"].main
 
 
 def test_product_gender_wins_over_the_prediction(parts):
@@ -107,6 +116,7 @@ def test_shoe_close_up_is_not_a_full_shot_and_gets_no_articles(parts):
     assert not a.is_full_shot
     assert a.articles == [] and "detector" not in a.model_versions
     assert a.image_embedding.shape == (parts.embedder.dim,)  # still findable through its own vector
+    assert a.image_colour.main == "Brown"  # a brown leather shoe on white: the studio background is not its colour
     forced = ml.analyse(SHOE, gender="Men", parts=parts, detect=True)
     assert "detector" in forced.model_versions
 
