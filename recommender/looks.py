@@ -20,7 +20,7 @@ from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
-from .queries import ArticleQuery, Hit, configure_search, search_many
+from .queries import ArticleQuery, Hit, SamePhotos, configure_search, search_many
 from .sync import describe
 
 logger = logging.getLogger(__name__)
@@ -130,15 +130,6 @@ def colour_match(article_colour: str, hit) -> str:
     return "similar" if hit.colour_similarity >= float(settings.SIMILAR_COLOUR) else ""
 
 
-def duplicate_product_ids(product_id):
-    """The product itself and every product showing one of its photos (same file content)."""
-    digests = ImageAnalysis.objects.filter(product_id=product_id).exclude(sha256="").values("sha256")
-    ids = set(ImageAnalysis.objects.filter(sha256__in=digests).values_list("product_id", flat=True))
-    ids.discard(None)
-    ids.add(product_id)
-    return ids
-
-
 def full_shot_articles(product):
     """``[(ImageFacts, [DetectedArticle])]`` of ``product``'s analysed full shots, in the shop's image order.
 
@@ -183,7 +174,7 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
         rows = rows_for(full_shot_articles(product))
         if not rows:
             return []
-        excluded = duplicate_product_ids(product.pk)
+        excluded = SamePhotos(product.pk)  # the product and those showing the same photo, inside the query
         queries = [ArticleQuery(row.article.embedding, row.category, settings.compatible_genders(row.article.gender),
                                 row.article.model_version, row.article.colour) for row in rows]
         with transaction.atomic(using=db.alias), db.cursor() as cursor:

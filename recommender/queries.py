@@ -29,9 +29,18 @@ import numpy as np
 from pgvector import Vector
 
 from .conf import settings
-from .models import DetectedArticle
+from .models import DetectedArticle, ImageAnalysis
 
 TABLE = DetectedArticle._meta.db_table
+ANALYSES = ImageAnalysis._meta.db_table
+
+
+@dataclass(frozen=True)
+class SamePhotos:
+    """``exclude_ids`` of a look: the product itself and every product showing one of its photos (same file
+    content), found by the look query itself (one round trip less than fetching the ids first)."""
+
+    product_id: object
 
 
 def vector_parameter(cursor, embedding):
@@ -89,7 +98,14 @@ def where_clause(category, genders, filters, exclude_ids, model_version=None):
     if filters.max_price is not None:
         clauses.append("price <= %s")
         params.append(filters.max_price)
-    if exclude_ids:
+    if isinstance(exclude_ids, SamePhotos):
+        clauses.append(
+            f"product_id <> %s AND NOT (product_id = ANY(ARRAY(SELECT same.product_id FROM {ANALYSES} AS same "
+            f"WHERE same.product_id IS NOT NULL AND same.sha256 IN (SELECT own.sha256 FROM {ANALYSES} AS own "
+            f"WHERE own.product_id = %s AND own.sha256 <> ''))))"
+        )
+        params += [exclude_ids.product_id, exclude_ids.product_id]
+    elif exclude_ids:
         clauses.append("NOT (product_id = ANY(%s))")
         params.append(sorted(exclude_ids))
     return " AND ".join(clauses), params
