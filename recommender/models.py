@@ -112,9 +112,9 @@ class DetectedArticle(models.Model):
         dimensions=COLOUR_DIM, null=True, blank=True, editable=False,
         help_text="Colour descriptor: square roots of the probabilities of ml.colour.WORDS (unit length).",
     )
-    colour_name = models.CharField(max_length=32, blank=True,
+    colour_name = models.CharField(max_length=32, blank=True, default="", db_default="",
                                    help_text="Main colour read from the article's pixels, in the catalogue's words.")
-    colours = models.JSONField(default=list, blank=True, editable=False,
+    colours = models.JSONField(default=list, db_default=[], blank=True, editable=False,
                                help_text="Main colours read from the article's pixels: [[name, share], …].")
     model_version = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

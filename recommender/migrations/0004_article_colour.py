@@ -1,6 +1,7 @@
 """Colours read from each article's own pixels (``ml.colour``), next to its vector.
 
-Articles analysed before this migration have no colour (``NULL``); ``manage.py reindex --colours`` reads them.
+Articles analysed before this migration have no colour (``NULL``); ``manage.py reindex`` reads them. The
+columns have database defaults, so rows written by other tools (COPY, raw SQL) that do not know them still insert.
 """
 import pgvector.django.vector
 from django.db import migrations, models
@@ -23,13 +24,13 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='detectedarticle',
             name='colour_name',
-            field=models.CharField(blank=True, max_length=32,
+            field=models.CharField(blank=True, max_length=32, default="", db_default="",
                                    help_text="Main colour read from the article's pixels, in the catalogue's words."),
         ),
         migrations.AddField(
             model_name='detectedarticle',
             name='colours',
-            field=models.JSONField(blank=True, default=list, editable=False,
+            field=models.JSONField(blank=True, default=list, db_default=[], editable=False,
                                    help_text="Main colours read from the article's pixels: [[name, share], …]."),
         ),
     ]

@@ -116,7 +116,7 @@ def test_visitor_explores_a_look_and_follows_a_recommendation(live_server, page,
     rows = page.locator(".btl__row")
     expect_(rows.first).to_be_visible()
     if pipeline_kind == "test-parts":
-        expect_(page.locator(".btl__row-title")).to_have_text(["Top", "Footwear"])
+        expect_(page.locator(".btl__row-label")).to_have_text(["Top", "Footwear"])
     assert rows.count() >= 1 and page.locator(".btl__box").count() >= rows.count()
     for index in range(rows.count()):
         assert rows.nth(index).locator(".btl__card").count() >= 1, f"row {index} has no recommendation"
@@ -158,7 +158,7 @@ def test_visitor_searches_by_photo(live_server, page, look, pipeline_kind):
     page.wait_for_load_state()
     expect_(page.locator(".btl__row").first).to_be_visible()
     if pipeline_kind == "test-parts":
-        expect_(page.locator(".btl__row-title")).to_have_text(["Top", "Footwear"])
+        expect_(page.locator(".btl__row-label")).to_have_text(["Top", "Footwear"])
     assert page.locator(".btl__card").count() >= 1
     assert page.locator(".btl__photo img").get_attribute("src").startswith("data:image/jpeg;base64,")
     shot(page, f"search-by-photo-{pipeline_kind}")
