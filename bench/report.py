@@ -257,7 +257,7 @@ def markdown(report, json_path=None):
             out.append(f"{pipeline.get('status')}: {', '.join(pipeline.get('missing', []))}")
             out.append("")
         else:
-            stages = ("decode", "pose", "gender", "detect", "embed", "total")
+            stages = ("decode", "pose", "gender", "detect", "embed", "colour", "total")
             rows = []
             for key, label in (("product_photo", "product photo (gender known)"),
                                ("search_photo", "search photo (gender predicted)")):

@@ -101,7 +101,8 @@ class Parts:
     - ``gender.predict(image) -> (label, confidence)`` (optionally ``keypoints=`` for full shots)
     - ``detector.detect(image, min_confidence=...) -> [Detection(category, confidence, box)]``
     - ``embedder.embed([images]) -> np.ndarray (n, dim)``; ``embedder.dim``
-    - ``colour.read(image, [box or None, …]) -> [ml.colour.Colour]`` (optional: None = colours not read)
+    - ``colour.read(image, [box or None, …], find_person=bool) -> [ml.colour.Colour]`` (optional: None =
+      colours not read; ``find_person=False`` when the pose gate saw nobody)
 
     Each has a ``version`` string.
     """
@@ -271,7 +272,7 @@ def analyse(
     timings["embed"] = _ms(start)
 
     start = time.perf_counter()
-    colours = read_colours(parts, picture, [d.box for d in detections], versions)
+    colours = read_colours(parts, picture, [d.box for d in detections], versions, person=bool(pose.keypoints))
     if colours[1:]:
         articles = [dataclasses.replace(article, colour=colour) for article, colour in zip(articles, colours[1:])]
     timings["colour"] = _ms(start)
@@ -294,13 +295,16 @@ def analyse(
     )
 
 
-def read_colours(parts: Parts, picture, boxes, versions: dict | None = None) -> list:
-    """[colour of the whole image, colour of each box]; all None when ``parts`` has no colour reader."""
+def read_colours(parts: Parts, picture, boxes, versions: dict | None = None, *, person: bool = True) -> list:
+    """[colour of the whole image, colour of each box]; all None when ``parts`` has no colour reader.
+
+    ``person``: whether the pose gate saw a person; when it did not (a product photographed alone), the
+    person segmentation is skipped and the garment is told from the background by colour alone."""
     if parts.colour is None:
         return [None] * (1 + len(boxes))
     if versions is not None:
         versions["colour"] = str(parts.colour.version)
-    return list(parts.colour.read(picture, [None, *boxes]))
+    return list(parts.colour.read(picture, [None, *boxes], find_person=person))
 
 
 def analyse_batch(
@@ -361,7 +365,7 @@ def analyse_batch(
             timings = {**timings, "embed": share}
             start = time.perf_counter()
             try:
-                colour = read_colours(parts, picture, [], versions)[0]
+                colour = read_colours(parts, picture, [], versions, person=bool(pose.keypoints))[0]
             except Exception as exc:  # noqa: BLE001
                 results[index] = exc
                 continue

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-STAGES = ("decode", "pose", "gender", "detect", "embed", "total")
+STAGES = ("decode", "pose", "gender", "detect", "embed", "colour", "total")
 
 
 def add_arguments(parser):
