@@ -55,6 +55,9 @@ NOT_COLOURS = {"multi", "na", "metallic", "skin", ""}
 #: CIELAB histogram bins: lightness 0..100, a* and b* −100..100 (clipped).
 L_BINS, AB_BINS, AB_RANGE = 6, 10, 100.0
 FEATURES = L_BINS * AB_BINS * AB_BINS
+#: How much a shop's own colour word for its product counts against the colour read from its photo
+#: (``with_known_colour``): measured with ``python -m ml.evaluate retrieval --shop-colours`` (COLOUR.md).
+SHOP_COLOUR_TRUST = 0.7
 #: A colour is named when the reader gives it at least this probability (the main colour always is).
 NAME_MIN_SHARE = 0.15
 MAX_PIXELS = 4096
@@ -189,6 +192,31 @@ class ColourReader:
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def word_of(name: str) -> str | None:
+    """The colour word of ``WORDS`` that ``name`` is (any case), or None."""
+    wanted = (name or "").strip().lower()
+    return next((word for word in WORDS if word.lower() == wanted), None)
+
+
+def with_known_colour(colour: Colour | None, name: str, trust: float = SHOP_COLOUR_TRUST) -> Colour | None:
+    """A shop product's colour: its own colour word (``name``, when one of ``WORDS``) blended with the colour
+    read from its photo (``colour``; None = not read). The shop's word becomes the main colour."""
+    word = word_of(name)
+    if word is None:
+        return colour
+    known = np.zeros(len(WORDS), dtype=np.float32)
+    known[WORDS.index(word)] = 1.0
+    read = getattr(colour, "probabilities", None)
+    probabilities = known if read is None or not np.any(read) else trust * known + (1 - trust) * read
+    descriptor = np.sqrt(probabilities)
+    descriptor /= max(float(np.linalg.norm(descriptor)), 1e-12)
+    order = [WORDS.index(word)] + [i for i in np.argsort(-probabilities) if i != WORDS.index(word)]
+    names = tuple((WORDS[i], round(float(probabilities[i]), 3)) for i in order[:3]
+                  if i == order[0] or probabilities[i] >= NAME_MIN_SHARE)
+    return Colour(names=names, probabilities=probabilities.astype(np.float32), descriptor=descriptor.astype(np.float32),
+                  pixels=getattr(colour, "pixels", 0))
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

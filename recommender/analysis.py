@@ -101,6 +101,14 @@ def build_articles(analysis, product_id, facts, result):
     common = dict(analysis=analysis, product_id=product_id, model_version=version, **filter_copies(facts))
     look_gender = product_gender or getattr(result, "gender", None) or ""
 
+    def own_colour(colour):
+        """The product's own article: the shop's colour word, when it has one, blended into the colour read."""
+        if colour is None or not (facts and facts.colour):
+            return colour
+        from ml.colour import with_known_colour
+
+        return with_known_colour(colour, facts.colour)
+
     def make(article, *, inventory):
         x1, y1, x2, y2 = (float(min(max(v, 0.0), 1.0)) for v in article.box)
         return DetectedArticle(
@@ -110,7 +118,7 @@ def build_articles(analysis, product_id, facts, result):
             gender=product_gender if inventory else look_gender,
             is_inventory=inventory,
             embedding=_vector(article.embedding, f"{article.category} article"),
-            **colour_fields(getattr(article, "colour", None)),
+            **colour_fields(own_colour(getattr(article, "colour", None)) if inventory else getattr(article, "colour", None)),
             **common,
         )
 
@@ -129,7 +137,7 @@ def build_articles(analysis, product_id, facts, result):
                 category=own, x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
                 gender=product_gender, is_inventory=True, is_whole_image=True,
                 embedding=_vector(result.image_embedding, "whole image"),
-                **colour_fields(getattr(result, "image_colour", None)),
+                **colour_fields(own_colour(getattr(result, "image_colour", None))),
                 **common,
             )
         )

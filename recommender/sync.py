@@ -54,6 +54,8 @@ def resync_product(product) -> list:
     facts = describe(product)
     rows = DetectedArticle.objects.filter(product_id=product.pk)
     copies = filter_copies(facts)
+    # the shop's colour word is part of its own article's colour descriptor: a new one means a new analysis
+    recolour = rows.filter(is_inventory=True).exclude(base_colour=copies["base_colour"]).exists()
     rows.exclude(**copies).update(**copies)
     gender = facts.gender if facts else ""
     rows.filter(is_inventory=True).exclude(gender=gender).update(gender=gender)
@@ -66,4 +68,4 @@ def resync_product(product) -> list:
     inventory = rows.filter(is_inventory=True)
     wrong = inventory.exclude(category=own).exists() if own else inventory.exists()
     missing = bool(own) and not inventory.exists()
-    return analysed if (wrong or missing) else []
+    return analysed if (wrong or missing or recolour) else []

@@ -200,6 +200,9 @@ def add_arguments(parser):
     parser.add_argument("--colour-weights", default="",
                         help="comma-separated colour weights to compare (e.g. 0,0.1,0.2): re-rank the visual "
                              "candidates by visual + weight x colour similarity (ml.colour descriptors)")
+    parser.add_argument("--shop-colours", action="store_true",
+                        help="the catalogue's colour descriptors blend in each product's own baseColour, as the shop "
+                             "does for its products when its adapter gives a colour (ml.colour.with_known_colour)")
     parser.add_argument("--colour-candidates", type=int, default=50,
                         help="visual candidates re-ranked by colour (the look query's candidate count)")
 
@@ -280,6 +283,18 @@ def _colour_products(products, transform="none", desc="colour", cache_dir=None):
     return descriptors, names
 
 
+def with_shop_colours(descriptors: np.ndarray, products) -> np.ndarray:
+    """Catalogue descriptors with each product's own colour word blended in (``ml.colour.with_known_colour``)."""
+    from ml.colour import Colour, with_known_colour
+
+    out = []
+    for descriptor, product in zip(descriptors, products):
+        probabilities = (descriptor.astype(np.float64) ** 2).astype(np.float32)
+        read = Colour(names=(("", 1.0),), probabilities=probabilities, descriptor=descriptor)
+        out.append(with_known_colour(read, product.base_colour).descriptor)
+    return np.stack(out).astype(np.float32)
+
+
 def run(args) -> dict:
     from PIL import Image
 
@@ -323,6 +338,9 @@ def run(args) -> dict:
             from ml.colour import ColourReader
 
             cat_col, _ = _colour_products(catalogue, "none", "colour: catalogue", args.cache_dir)
+            if args.shop_colours:
+                cat_col = with_shop_colours(cat_col, catalogue)
+            result["shop_colours"] = bool(args.shop_colours)
             q_col, q_names = _colour_products(queries, args.query_transform, "colour: queries", args.cache_dir)
             result["colour_reader"] = ColourReader().version
             result["colour_naming"] = colour_naming(q_names, queries)

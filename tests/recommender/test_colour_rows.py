@@ -102,3 +102,36 @@ def test_the_api_reports_the_colour_match(look, shop):
     cards = top["recommendations"]
     assert [card["colour_match"] for card in cards[:3]] == ["same"] * 3
     assert cards[0]["colour_name"] == "Red" and 0.9 < cards[0]["colour_similarity"] <= 1.0001
+
+
+def test_a_products_own_article_takes_the_shops_colour_word_and_a_new_one_is_read_again(db):
+    """build_articles blends the shop's colour into the product's own article; changing it re-queues the photo."""
+    from PIL import Image, ImageDraw
+
+    from ml.colour import ColourReader
+    from ml.pipeline import Analysis
+    from recommender.analysis import build_articles
+    from recommender.models import DetectedArticle
+    from recommender.sync import describe, resync_product
+
+    from look_factories import make_analysis, make_image, make_product
+
+    product = make_product(category="top", gender="Men", colour="Navy Blue")
+    analysis = make_analysis(make_image(product))
+    photo = Image.new("RGB", (224, 224), "white")
+    ImageDraw.Draw(photo).rectangle([50, 40, 174, 190], fill=(40, 80, 170))
+    read = ColourReader().read(photo, [None])[0]
+    assert read.main == "Blue"
+    result = Analysis(width=224, height=224, is_full_shot=False, pose_score=0.0, keypoints=[], gender="Men",
+                      gender_confidence=1.0, gender_source="product", articles=[],
+                      image_embedding=np.eye(256, dtype=np.float32)[0], model_versions={"embedder": "test"},
+                      image_colour=read)
+    rows = build_articles(analysis, product.pk, describe(product), result)
+    assert len(rows) == 1 and rows[0].is_inventory
+    assert rows[0].colour_name == "Navy Blue" and rows[0].colours[0][0] == "Navy Blue"
+    assert "Blue" in [name for name, _ in rows[0].colours]  # what the photo shows still counts
+    DetectedArticle.objects.bulk_create(rows)
+    assert resync_product(product) == []  # nothing changed
+    product.base_colour = "Black"
+    product.save()
+    assert resync_product(product) == [analysis.image_id]

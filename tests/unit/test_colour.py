@@ -93,3 +93,20 @@ def test_a_model_file_for_other_words_is_refused(tmp_path):
         ColourReader(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError, match="colour model missing"):
         ColourReader(tmp_path / "missing.npz")
+
+
+def test_a_shops_own_colour_word_leads_and_the_photo_still_counts(reader):
+    from ml.colour import SHOP_COLOUR_TRUST, with_known_colour
+
+    read = reader.read(garment((40, 80, 170)), [None])[0]  # read as blue
+    known = with_known_colour(read, "navy blue")  # the shop says navy blue (any case)
+    assert known.main == "Navy Blue"
+    navy, blue = WORDS.index("Navy Blue"), WORDS.index("Blue")
+    assert known.probabilities[navy] >= SHOP_COLOUR_TRUST
+    assert known.probabilities[blue] == pytest.approx((1 - SHOP_COLOUR_TRUST) * read.probabilities[blue], abs=1e-4)
+    assert abs(float(known.probabilities.sum()) - 1) < 1e-4
+    assert abs(float(np.linalg.norm(known.descriptor)) - 1) < 1e-5
+    # words the reader does not know (or none) leave the colour read from the photo as it is
+    assert with_known_colour(read, "multi") is read and with_known_colour(read, "") is read
+    # nothing read: the shop's word alone
+    assert with_known_colour(None, "Red").main == "Red"
