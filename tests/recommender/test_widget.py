@@ -33,7 +33,7 @@ def test_widget_shows_the_photo_boxes_and_one_row_per_article(stocked):
     assert {key for key, *_ in boxes} == {key for _, key, _ in rows}  # every box points at its row
     assert boxes[0][2:] == ("25.0", "15.0")
     assert len(re.findall(r'class="btl__card"', html)) == 12  # k=6 cards in each of the two rows
-    assert "€19.99" in html and "Top</h3>" in html and "Footwear</h3>" in html
+    assert "€19.99" in html and 'class="btl__row-label">Top</span>' in html and 'class="btl__row-label">Footwear</span>' in html
     top_cards = re.findall(r'href="([^"]+)" data-btl-key="(top-\d+)" data-product="(\d+)"', html)
     assert len(top_cards) == 6 and {int(pk) for *_, pk in top_cards} <= {p.pk for p in stocked["tops"]}
     assert top_cards[0][0] == stocked["tops"][0].__class__.objects.get(pk=top_cards[0][2]).get_absolute_url()
