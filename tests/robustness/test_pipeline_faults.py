@@ -202,7 +202,10 @@ def test_a_worker_killed_mid_analysis_redelivers_and_stores_each_article_once(wo
         # the broker's visibility timeout.
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
-        workers.start(visibility_timeout=3, restore_every=2)
+        # The new worker brings the message back once it is older than its visibility timeout; that timeout
+        # must also exceed the new worker's own (cold-start) analysis, or the message is restored a third time
+        # while being analysed — 10 s leaves room on a loaded 2-core machine.
+        workers.start(visibility_timeout=10, restore_every=2)
 
     def finished():
         current = ImageAnalysis.objects.get(image=image)
