@@ -100,7 +100,7 @@ def prepare(image, size: int = INPUT_SIZE) -> np.ndarray:
 class GenderClassifier:
     """Predicts "Men" or "Women" for a photo, with a confidence in 0.5..1."""
 
-    def __init__(self, weights=None):
+    def __init__(self, weights=None, *, face: bool = True):
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         meta_path = Path(str(self.weights) + ".json")
         self.meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -110,6 +110,22 @@ class GenderClassifier:
         # street full shots look unlike the catalogue: their crops lean "Men"; this logit offset
         # (calibrated on cue-labelled street photos by ml.train_gender) re-centres them
         self.full_shot_logit_offset = float(self.meta.get("full_shot_logit_offset", 0.0))
+        # full shots: the face of the person (ml.face_gender), fused with the body's prediction by
+        # the parameters calibrated on the same cue-labelled street photos (face-gender-v1.onnx.json)
+        self.face = None
+        self.face_fusion = {}
+        if face:
+            from ml.face_gender import DEFAULT_FACE_WEIGHTS, FaceGender
+
+            fusion_path = Path(str(DEFAULT_FACE_WEIGHTS) + ".json")
+            if fusion_path.is_file():
+                self.face_fusion = json.loads(fusion_path.read_text())
+                if float(self.face_fusion.get("weight", 0.0)) > 0:
+                    self.face = FaceGender(
+                        min_visibility=self.face_fusion["min_visibility"],
+                        min_eye_distance=self.face_fusion["min_eye_distance"],
+                        max_yaw=self.face_fusion["max_yaw"])
+                    self.version = f"{self.version}+{self.face.version}"
 
     def _loaded(self) -> CompiledModel:
         return _models.get_or_build(str(self.weights.resolve()), self._build)
@@ -124,6 +140,8 @@ class GenderClassifier:
     def load(self):
         """Load the weights now (otherwise the first ``predict`` call does)."""
         self._loaded()
+        if self.face is not None:
+            self.face.load()
         return self
 
     def probabilities(self, images, batch_size: int = 16) -> np.ndarray:
@@ -141,19 +159,33 @@ class GenderClassifier:
             out.append((probs[:n] + probs[n:]) / 2)
         return np.concatenate(out)
 
+    def body_p_women(self, image, *, keypoints=None) -> float:
+        """P(Women) from the clothes: the head-to-hips crop when pose ``keypoints`` of a person are
+        given (with the full-shot logit offset), otherwise the whole photo."""
+        crop = upper_body_crop(image, keypoints) if keypoints else None
+        p_women = float(self.probabilities([crop if crop is not None else image])[0][1])
+        if crop is not None and self.full_shot_logit_offset:
+            p_women = float(np.clip(p_women, 1e-7, 1 - 1e-7))
+            logit = np.log(p_women / (1 - p_women)) + self.full_shot_logit_offset
+            p_women = float(1 / (1 + np.exp(-logit)))
+        return p_women
+
     def predict(self, image, *, keypoints=None) -> tuple[str, float]:
         """("Men" | "Women", confidence) for one PIL image.
 
         With pose ``keypoints`` of a person (``PoseResult.keypoints``), the head-to-hips crop is
         classified (street photos then look like the catalogue's model shots); otherwise the
-        whole photo.
+        whole photo. When the person's face is seen (frontal, large enough), its own prediction
+        (``ml.face_gender``) is fused with the clothes' one: a logit sum with calibrated weights.
         """
-        crop = upper_body_crop(image, keypoints) if keypoints else None
-        probs = self.probabilities([crop if crop is not None else image])[0]
-        if crop is not None and self.full_shot_logit_offset:
-            p_women = float(np.clip(probs[1], 1e-7, 1 - 1e-7))
-            logit = np.log(p_women / (1 - p_women)) + self.full_shot_logit_offset
-            p_women = float(1 / (1 + np.exp(-logit)))
-            probs = np.array([1 - p_women, p_women], dtype=np.float32)
+        p_women = self.body_p_women(image, keypoints=keypoints)
+        if keypoints and self.face is not None:
+            face = self.face.p_women(image, keypoints)
+            if face is not None:
+                from ml.face_gender import fuse
+
+                p_women = float(fuse([p_women], [face[0]], float(self.face_fusion["weight"]),
+                                     float(self.face_fusion.get("bias", 0.0)))[0])
+        probs = np.array([1 - p_women, p_women], dtype=np.float32)
         index = int(np.argmax(probs))
         return LABELS[index], float(probs[index])

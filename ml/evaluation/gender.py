@@ -4,12 +4,14 @@ The hold-out is the fixed 20 % of the Men/Women product ids of ``ml.train_gender
 (a seeded hash of each id, so a subset such as the demo data keeps the same held-out ids), never
 seen in training. The full model is used as the app uses it
 (``GenderClassifier``: letterbox, photo + mirror).
+Catalogue photos have no pose keypoints, so the face signal (``ml.face_gender``) plays no part there.
 
 ``--street DIR`` (laid out like the street data: ``photos/``, ``masks/``, ``labels.txt``) adds a
 *proxy* check on full-body street photos, classified as the pipeline does (pose gate, then the
 head-to-hips crop), which have no gender labels: photos whose masks show a
 dress, skirt, heels, pumps, wedges, romper, tights or stockings are counted as "Women" cues, photos
-with a tie and none of those as "Men" cues; the share predicted accordingly is reported.
+with a tie and none of those as "Men" cues; the share predicted accordingly is reported, with the
+face signal fused in (as the app does) and, in ``street_proxy_body_only``, without it.
 """
 from __future__ import annotations
 
@@ -103,21 +105,37 @@ def run(args) -> dict:
         cues = _street_cues(args.street)
         if cues:
             gate = PoseGate()
-            said = []
+            said, said_body, face_ms, faces = [], [], [], 0
             for photo, _ in tqdm(cues, desc="street proxy", unit="photo"):
                 image = load_image(photo)  # as the pipeline does: pose first, then the person crop
                 pose = gate.check(image)
                 keypoints = pose.keypoints if pose.is_full_shot else None
                 said.append(classifier.predict(image, keypoints=keypoints)[0])
-            by_cue = {}
-            for cue in LABELS:
-                picked = [s for s, (_, c) in zip(said, cues) if c == cue]
-                if picked:
-                    by_cue[cue] = {"photos": len(picked),
-                                   "predicted_as_cue": round(sum(s == cue for s in picked) / len(picked), 4)}
+                # the same photo without the face signal (the body classifier alone), and the
+                # face's own cost (chip + network)
+                p_body = classifier.body_p_women(image, keypoints=keypoints)
+                said_body.append(LABELS[int(p_body > 0.5)])
+                if keypoints and classifier.face is not None:
+                    started = time.perf_counter()
+                    faces += classifier.face.p_women(image, keypoints) is not None
+                    face_ms.append(1000 * (time.perf_counter() - started))
+
+            def by_cue(predictions):
+                out = {}
+                for cue in LABELS:
+                    picked = [s for s, (_, c) in zip(predictions, cues) if c == cue]
+                    if picked:
+                        out[cue] = {"photos": len(picked),
+                                    "predicted_as_cue": round(sum(s == cue for s in picked) / len(picked), 4)}
+                return out
+
             result["street_proxy"] = {
                 "note": "no gender labels on street photos: Women cue = dress/skirt/heels/pumps/wedges/"
                         "romper/tights/stockings in the mask, Men cue = tie and none of those",
-                **by_cue,
+                **by_cue(said),
             }
+            if classifier.face is not None:
+                result["street_proxy"]["faces_used"] = int(faces)
+                result["street_proxy"]["face_ms_per_full_shot"] = round(float(np.mean(face_ms)), 2) if face_ms else None
+                result["street_proxy_body_only"] = by_cue(said_body)
     return result

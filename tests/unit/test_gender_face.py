@@ -1,0 +1,87 @@
+"""ml.face_gender (the face chip cut with the pose landmarks, the committed ONNX model) and its fusion
+in ml.gender.GenderClassifier, on the real fixture photos."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.face_gender import DEFAULT_FACE_WEIGHTS, FaceGender, face_chip, fuse
+from ml.gender import GenderClassifier
+from ml.images import load_image
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def gate():
+    from ml.pose import PoseGate
+
+    return PoseGate()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return GenderClassifier()
+
+
+@pytest.fixture(scope="module")
+def face():
+    return FaceGender().load()
+
+
+def _shot(gate, name):
+    image = load_image(FIXTURES / name)
+    pose = gate.check(image)
+    assert pose.is_full_shot
+    return image, pose.keypoints
+
+
+def test_weights_and_fusion_record_are_committed(classifier):
+    assert DEFAULT_FACE_WEIGHTS.is_file() and DEFAULT_FACE_WEIGHTS.stat().st_size < 1_000_000
+    assert classifier.face is not None
+    assert classifier.version.endswith("+face-1")
+    assert GenderClassifier(face=False).version == "gender-mnv2-v1"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("street_full_body.jpg", "Men"),            # a man in a long grey coat and a cap
+    ("street_full_body_woman.jpg", "Women"),
+])
+def test_face_chip_found_and_fused_prediction(classifier, face, gate, name, expected):
+    image, keypoints = _shot(gate, name)
+    found = face_chip(image, keypoints)
+    assert found is not None
+    chip, eye_distance = found
+    assert chip.shape == (32, 32, 3) and chip.dtype == np.uint8
+    assert eye_distance > 20  # outer eye corners, pixels: a face large enough to classify
+    p_women, _ = face.p_women(image, keypoints)
+    assert (p_women > 0.5) == (expected == "Women")
+    label, confidence = classifier.predict(image, keypoints=keypoints)
+    assert label == expected and 0.5 < confidence <= 1.0
+
+
+def test_no_face_keypoints_falls_back_to_the_body_model(classifier, face, gate):
+    image, keypoints = _shot(gate, "street_full_body_woman.jpg")
+    hidden = [(x, y, 0.0) if i <= 10 else (x, y, v) for i, (x, y, v) in enumerate(keypoints)]
+    assert face.p_women(image, hidden) is None
+    p_body = classifier.body_p_women(image, keypoints=hidden)
+    label, confidence = classifier.predict(image, keypoints=hidden)
+    assert label == ("Women" if p_body > 0.5 else "Men")
+    assert confidence == pytest.approx(max(p_body, 1 - p_body), abs=1e-5)
+    # without keypoints at all (not a full shot) the face is not looked for either
+    assert classifier.predict(image)[0] in ("Men", "Women")
+
+
+def test_fuse_is_a_logit_sum_and_leaves_faceless_photos_alone():
+    p = fuse([0.5, 0.8], [0.9, np.nan], weight=1.0, bias=0.0)
+    assert p[0] == pytest.approx(0.9, abs=1e-6)
+    assert p[1] == pytest.approx(0.8, abs=1e-6)
+
+
+def test_demo_man_in_a_long_coat_is_men_thanks_to_his_face(classifier, gate):
+    """demo_data/looks/0983.jpg: the clothes alone say Women (0.77), his face says Men."""
+    image = load_image(Path(__file__).resolve().parents[2] / "demo_data" / "looks" / "0983.jpg")
+    pose = gate.check(image)
+    assert pose.is_full_shot
+    assert classifier.body_p_women(image, keypoints=pose.keypoints) > 0.5
+    assert classifier.predict(image, keypoints=pose.keypoints)[0] == "Men"
