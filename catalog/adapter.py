@@ -63,6 +63,10 @@ class CatalogAdapter(ProductAdapter):
     def images_of(self, product):
         return list(self._ordered_images().filter(product_id=product.pk))
 
+    def image_order(self, image):
+        """``images_of``'s order (primary first, then position), without a query."""
+        return (not image.is_primary, image.position, image.pk)
+
     def image_facts(self, image):
         return ImageFacts(
             pk=image.pk, product_pk=image.product_id, url=image.file.url if image.file else "",

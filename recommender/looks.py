@@ -133,25 +133,33 @@ def colour_match(article_colour: str, hit) -> str:
 def full_shot_articles(product):
     """``[(ImageFacts, [DetectedArticle])]`` of ``product``'s analysed full shots, in the shop's image order.
 
-    One query for the articles (with their analyses), one for the product's images (their order and URLs).
+    One query for the articles with their analyses and photos when the adapter has ``image_order``; otherwise a
+    second one, ``images_of(product)``, for the photos' order.
     """
-    articles = list(
-        DetectedArticle.objects.filter(
-            analysis__product_id=product.pk,
-            analysis__status=ImageAnalysis.Status.DONE,
-            analysis__is_full_shot=True,
-            category__in=settings.CATEGORIES,
-            confidence__gte=settings.MIN_ARTICLE_CONFIDENCE,
-        ).select_related("analysis").order_by("analysis_id", "-confidence", "id")
-    )
+    adapter = settings.adapter
+    ordered = callable(getattr(adapter, "image_order", None))
+    query = DetectedArticle.objects.filter(
+        analysis__product_id=product.pk,
+        analysis__status=ImageAnalysis.Status.DONE,
+        analysis__is_full_shot=True,
+        category__in=settings.CATEGORIES,
+        confidence__gte=settings.MIN_ARTICLE_CONFIDENCE,
+    ).order_by("analysis_id", "-confidence", "id")
+    articles = list(query.select_related("analysis", "analysis__image") if ordered else query.select_related("analysis"))
     if not articles:
         return []
     by_image = {}
     for article in articles:
         by_image.setdefault(article.analysis.image_id, []).append(article)
-    adapter = settings.adapter
+    if ordered:
+        images = {article.analysis.image_id: article.analysis.image for article in articles}
+        product_field = f"{adapter.image_product_field}_id"
+        shown = sorted((image for image in images.values() if getattr(image, product_field, None) == product.pk),
+                       key=adapter.image_order)
+    else:
+        shown = adapter.images_of(product)
     photos = []
-    for image in adapter.images_of(product):
+    for image in shown:
         if image.pk not in by_image:
             continue
         facts, analysis = adapter.image_facts(image), by_image[image.pk][0].analysis

@@ -151,6 +151,11 @@ class ProductAdapter(ABC):
     def image_facts(self, image) -> ImageFacts:
         """URL, size and version of ``image`` (see ``ImageFacts``)."""
 
+    #: Optional: ``image_order(image) -> sortable key`` giving ``images_of``'s order without a query (e.g.
+    #: ``(image.position, image.pk)``). When set, the widget reads the photos together with their articles
+    #: (one query less per page); when None it asks ``images_of(product)``.
+    image_order = None
+
     def all_images(self):
         """Every product image (a queryset), for ``manage.py analyse --all``."""
         return self.get_image_model()._default_manager.all()

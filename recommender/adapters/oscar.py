@@ -373,6 +373,10 @@ class OscarAdapter(ProductAdapter):
             return []
         return sorted(product.images.all(), key=lambda image: (image.display_order, image.pk))
 
+    def image_order(self, image):
+        """``images_of``'s order (display order, the primary image first), without a query."""
+        return (image.display_order, image.pk)
+
     def image_facts(self, image) -> ImageFacts:
         name = image.original.name if image.original else ""
         version = name

@@ -217,11 +217,29 @@ def test_no_full_shot_no_rows(db, rng):
 
 def test_all_article_rows_of_a_look_cost_one_query(look, rng, django_assert_num_queries):
     bulk_inventory([{"category": c, "embedding": random_unit(rng)} for c in ("top", "footwear") for _ in range(30)])
-    # articles with their analyses, the product's images, set_config, ONE query for every article row (the
-    # products showing the same photo are excluded inside it), products, their images (cards); + the savepoint
-    # and its release (the test runs inside a transaction)
-    with django_assert_num_queries(8):
+    # articles with their analyses and photos (the adapter orders them: image_order), set_config, ONE query for
+    # every article row (the products showing the same photo are excluded inside it), products, their images
+    # (cards); + the savepoint and its release (the test runs inside a transaction)
+    with django_assert_num_queries(7):
         rows = look_for(look["product"])
         for row in rows:
             for product in row.recommendations:
                 assert product.image_url  # prefetched: no query per card
+
+
+def test_a_products_full_shots_come_in_the_shops_image_order_and_never_another_products(rng):
+    """The photos are read with their articles and ordered by the adapter's image_order (primary, position)."""
+    product = make_product(category="", gender="Men", outfit=True, colour="")
+    second = make_image(product, content=png_bytes(300, 600, seed=11), position=2, is_primary=False)
+    first = make_image(product, content=png_bytes(300, 600, seed=12), position=5, is_primary=True)
+    third = make_image(product, content=png_bytes(300, 600, seed=13), position=7, is_primary=False)
+    for image in (second, first, third):
+        add_article(make_analysis(image, full_shot=True), "top", random_unit(rng))
+    bulk_inventory([{"category": "top", "embedding": random_unit(rng)} for _ in range(8)])
+    rows = look_for(product)
+    assert [row.image.pk for row in rows] == [first.pk, second.pk, third.pk]
+    # a photo moved to another product no longer shows in this one's look
+    other = make_product(category="", gender="Men", outfit=True, colour="")
+    third.product = other
+    third.save()
+    assert [row.image.pk for row in look_for(product)] == [first.pk, second.pk]
