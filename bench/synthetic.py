@@ -4,7 +4,8 @@ What the data looks like (all drawn from one seeded generator, so two runs hold 
 
 - ``n`` inventory articles, one per product (a catalogue photo's own article), in five look categories
   (top 35%, bottom 20%, dress 10%, footwear 25%, bag 10%), genders Men 55% / Women 35% / Unisex 10%,
-  thirteen colours from black (22%) down to the rare "lavender" (1%), log-normal prices.
+  thirteen colours from black (22%) down to the rare "lavender" (1%) (with an ``ml.colour``-shaped colour
+  descriptor, so look queries re-rank by colour as in a real shop), log-normal prices.
 - Vectors of the embedder's dimension (``DetectedArticle.embedding``), unit length, grouped the way a
   metric-learned embedding groups products: each category has its own mean direction; around it, "style"
   clusters of about ``CLUSTER_SIZE`` products with Zipf-like sizes; inside a cluster, points spread along
@@ -42,6 +43,17 @@ COLOURS = ("black", "white", "blue", "grey", "navy blue", "red", "brown", "green
            "purple", "yellow", "lavender")
 COLOUR_SHARE = (0.22, 0.15, 0.13, 0.10, 0.08, 0.06, 0.06, 0.05, 0.04, 0.04, 0.03, 0.03, 0.01)
 RARE_COLOUR = "lavender"
+
+
+def colour_descriptor(word: str, rng) -> np.ndarray:
+    """An ``ml.colour``-shaped descriptor: mostly ``word``, a little of another colour word (unit length)."""
+    from ml.colour import WORDS
+
+    probabilities = np.zeros(len(WORDS), dtype=np.float32)
+    probabilities[[w.lower() for w in WORDS].index(word.lower())] += 0.8
+    probabilities[rng.integers(len(WORDS))] += 0.2
+    descriptor = np.sqrt(probabilities)
+    return descriptor / np.linalg.norm(descriptor)
 CLUSTER_SIZE = 200      # mean products per style cluster
 LATENT_DIM = 12         # directions a cluster spreads along
 CLUSTER_SPREAD = 0.45   # spread along them (relative to the unit cluster centre)
@@ -268,11 +280,12 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
             with cursor.copy(
                 "COPY recommender_detectedarticle (id, category, x1, y1, x2, y2, confidence, gender, base_colour, "
                 "price, is_active, is_inventory, is_whole_image, embedding, model_version, created_at, product_id, "
-                "analysis_id, article_type) FROM STDIN WITH (FORMAT BINARY)"
+                "analysis_id, article_type, colour, colour_name) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["int8", "varchar", "float8", "float8", "float8", "float8", "float8", "varchar",
                                 "varchar", "numeric", "bool", "bool", "bool", "vector", "varchar", "timestamptz",
-                                "int8", "int8", "varchar"])
+                                "int8", "int8", "varchar", "vector", "varchar"])
+                descriptors = {word: colour_descriptor(word, rng) for word in COLOURS}
                 for i in tqdm(range(n), desc="articles", unit="row", disable=not progress, mininterval=1,
                               unit_scale=True):
                     pk = i + 1
@@ -280,6 +293,7 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
                         pk, CATEGORIES[inventory.category[i]], 0.0, 0.0, 1.0, 1.0, 1.0, GENDERS[inventory.gender[i]],
                         COLOURS[inventory.colour[i]], Decimal(f"{inventory.price[i]:.2f}"), True, True, True,
                         inventory.vectors[i], "bench-synthetic", now, pk, pk, "",
+                        descriptors[COLOURS[inventory.colour[i]]], COLOURS[inventory.colour[i]].title(),
                     ))
                 article = n
                 for pk, gender in zip(look_ids, look_genders):
@@ -290,8 +304,10 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
                         weight = inventory.cluster_weight[candidates]
                         cluster = rng.choice(candidates, p=weight / weight.sum())
                         vector = _points(rng, inventory.centres[cluster], inventory.bases[cluster], 1, QUERY_NOISE)[0]
+                        word = COLOURS[int(rng.integers(len(COLOURS)))]
                         copy.write_row((article, category, *box, 0.9, gender, "", Decimal("89.00"), True, False,
-                                        False, vector, "bench-synthetic", now, pk, pk, ""))
+                                        False, vector, "bench-synthetic", now, pk, pk, "",
+                                        colour_descriptor(word, rng), word.title()))
             seconds["articles"] = time.perf_counter() - started
 
             for table in ("catalog_product", "catalog_productimage", "recommender_imageanalysis",
