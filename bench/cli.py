@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument("--queries", type=int, default=1000, help="look queries (default 1,000)")
     parser.add_argument("--only", default=",".join(PHASES), help="phases, comma separated: vector,widget,pipeline")
     parser.add_argument("--k", type=int, default=10, help="recommendations per query (default 10)")
-    parser.add_argument("--ef-search", default="20,40,80,160", help="hnsw.ef_search sweep (comma separated)")
+    parser.add_argument("--ef-search", default="40,80,120,160,300", help="hnsw.ef_search sweep (comma separated)")
     parser.add_argument("--exact-checks", type=int, default=100,
                         help="queries also run as exact SQL (no HNSW) to cross-check numpy (default 100)")
     parser.add_argument("--looks", type=int, default=200, help="look products with a full-shot analysis (widget)")
@@ -50,6 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--index-params", default="",
                         help="bench-only variant: replace the HNSW indexes' WITH options, e.g. "
                              "m=16,ef_construction=128 (default: the migrations' definitions, as the app runs)")
+    parser.add_argument("--no-halfvec", action="store_true",
+                        help="skip the halfvec pass (build half-precision indexes, same queries, drop them)")
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -189,7 +191,9 @@ def _vector_and_widget(args, progress, checkpoint):
     checkpoint(section)
     if "vector" in args.only:
         checkpoint({"vector": vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
-                                         sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress)})
+                                         sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress,
+                                         halfvec=not args.no_halfvec,
+                                         maintenance_work_mem_mb=loaded.index["maintenance_work_mem_mb"])})
     del inventory, queries
     if "widget" in args.only:
         checkpoint({"widget": widget.run(loaded.look_product_ids, pages=args.pages, progress=progress)})

@@ -347,7 +347,63 @@ def plan(run, exponents, pipeline_run=None):
                      f"query visits pass its filter; in its category's graph {gender_pass:.0%} do, so the "
                      f"iterative scan reads about {1 / mean_share:.1f}× fewer entries to find k rows.")
     lines.append("")
+    lines += sizing(run, pipeline)
     return "\n".join(lines)
+
+
+SIZING_N = (1_000_000, 10_000_000, 100_000_000)
+HOST_CORES = 8  # the database host size the sizing table assumes (an assumption, not a measurement)
+
+
+def sizing(run, pipeline):
+    """The sizing table for 1M / 10M / 100M articles, computed from one run (linear in N for sizes, ∝ log N
+    for a query's database time) and labelled as computed."""
+    n = run["articles"]
+    index_mb = _get(run, "index", "size_mb")
+    table_mb = _get(run, "index", "table_total_mb")
+    halfvec_mb = _get(run, "vector", "halfvec", "size_mb")
+    execution = _get(run, "vector", "server_side", "execution", "p50_ms")
+    planning = _get(run, "vector", "server_side", "planning", "p50_ms") or 0
+    page_off = _get(run, "widget", "cache_off", "p50_ms")
+    page_on = _get(run, "widget", "cache_on", "p50_ms")
+    celery = _get(pipeline, "ingest_celery", "images_per_second")
+    concurrency = _get(pipeline, "ingest_celery", "worker_concurrency")
+    if not (index_mb and table_mb and execution and page_off and page_on):
+        return []
+    hit, rows = 0.8, 3
+    per_process = celery / concurrency if celery and concurrency else None
+    lines = [f"### 4. Sizing for 1M / 10M / 100M articles (computed from the N = {n:,} run, not measured)", "",
+             f"Sizes grow linearly with N (HNSW stores each vector and its neighbour lists); a look query's "
+             f"database time grows ∝ log N (HNSW); traffic: {PAGE_TARGET_PER_SECOND} product pages/s with "
+             f"{hit:.0%} widget-cache hits and {rows} look rows per page; database hosts of {HOST_CORES} cores "
+             f"(an assumption); re-indexing every photo within 24 h after a model update"
+             + (f" at {per_process:.2f} images/s per worker process (this machine's Celery figure)"
+                if per_process else "") + ".", ""]
+    header = ["articles", "float HNSW indexes (RAM)", "halfvec HNSW indexes (RAM)",
+              "article table + all indexes", "database cores for look queries",
+              "database hosts", "web cores", "worker processes to re-index in 24 h"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for size in SIZING_N:
+        scale = size / n
+        query_ms = (execution + planning) * math.log(size) / math.log(n)
+        db_cores = PAGE_TARGET_PER_SECOND * (1 - hit) * rows * query_ms / 1000
+        web_cores = PAGE_TARGET_PER_SECOND * (hit * page_on + (1 - hit) * page_off) / 1000
+        hosts = max(1, math.ceil(db_cores / HOST_CORES))
+        workers = math.ceil(size / 86400 / per_process) if per_process else None
+        lines.append("| " + " | ".join([
+            f"{size:,}", f"{index_mb * scale / 1024:,.1f} GB",
+            f"{halfvec_mb * scale / 1024:,.1f} GB" if halfvec_mb else "not measured",
+            f"{table_mb * scale / 1024:,.1f} GB", f"{db_cores:,.2f}",
+            f"{hosts} + 1 replica for failover", f"{web_cores:,.1f}", f"{workers:,}" if workers else "–"]) + " |")
+    lines.append("")
+    lines.append("A database host (primary or replica) needs the graphs it searches in RAM (shared_buffers plus "
+                 "the page cache); the look queries' CPU is small next to that. Past what one host's memory holds "
+                 "(at 100M the float graphs alone take hundreds of GB), partition by category (section 3) so that "
+                 "each replica set holds a group of categories' graphs, and search the halfvec indexes to halve "
+                 "them. The widget's cache, not the database, decides the web cores.")
+    lines.append("")
+    return lines
 
 
 def main(argv=None):

@@ -120,7 +120,7 @@ class HnswFaiss(FlatFaiss):
 
 
 #: FAISS HNSW efSearch values swept (the over-fetch makes the smallest effective value k × FAISS_OVERFETCH).
-FAISS_EF_SWEEP = (16, 32, 64, 128, 256, 512)
+FAISS_EF_SWEEP = (16, 32, 64, 128, 256, 512, 1024)
 
 
 @contextmanager
@@ -186,7 +186,7 @@ class RecommenderQuery:
         captured = []
 
         def capture(execute, sql, params, many, context):
-            if "ORDER BY embedding" in sql and not sql.lstrip().upper().startswith("EXPLAIN"):
+            if re.search(r"ORDER BY \(?embedding", sql) and not sql.lstrip().upper().startswith("EXPLAIN"):
                 captured.append((sql, params))
             return execute(sql, params, many, context)
 
@@ -245,8 +245,50 @@ def recall(found, truth, k):
     return len(set(found[:k]) & set(expected)) / len(expected)
 
 
+def index_sizes(pattern):
+    """{index name: MB} of the article table's indexes whose name matches the SQL LIKE ``pattern``."""
+    from django.db import connection
+
+    from recommender.models import DetectedArticle
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, pg_relation_size(indexname::regclass) FROM pg_indexes "
+                       "WHERE tablename = %s AND indexname LIKE %s ORDER BY indexname",
+                       [DetectedArticle._meta.db_table, pattern])
+        return {name: round(size / 2**20, 1) for name, size in cursor.fetchall()}
+
+
+def halfvec_pass(recommender, measure, sweep, maintenance_work_mem_mb, plan_query):
+    """``BUY_THE_LOOK["HALFVEC"]``: build the half-precision indexes with ``manage.py halfvec_indexes``, run
+    the same queries through the recommender with the setting on, then drop them again (``--restore``)."""
+    import io
+
+    from django.core.management import call_command
+
+    from recommender.conf import settings
+
+    started = time.perf_counter()
+    call_command("halfvec_indexes", maintenance_work_mem=f"{int(maintenance_work_mem_mb)}MB", stdout=io.StringIO())
+    build = time.perf_counter() - started
+    sizes, float_sizes = index_sizes("recommender_%halfvec%"), index_sizes("recommender_%hnsw%")
+    previous = settings.HALFVEC
+    settings.HALFVEC = True
+    try:
+        default, _ = measure("halfvec")
+        curve = [{"ef_search": ef, **measure(f"halfvec ef_search={ef}", ef_search=ef)[0]} for ef in sweep]
+        plan = recommender.plan(*plan_query)
+    finally:
+        settings.HALFVEC = previous
+        call_command("halfvec_indexes", restore=True, stdout=io.StringIO())
+    return {"build_seconds": round(build, 2), "indexes": sizes, "size_mb": round(sum(sizes.values()), 1),
+            "float_size_mb": round(sum(float_sizes.values()), 1), "uses_index": plan.get("hnsw_index"),
+            "indexes_used": plan.get("indexes_used"), **default, "ef_search_sweep": curve,
+            "what": "manage.py halfvec_indexes, BUY_THE_LOOK['HALFVEC'] on: the HNSW scan over half-precision "
+                    "copies, candidates re-ordered by full-precision distance"}
+
+
 def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact_checks=100, warmup=50,
-        progress=True):
+        progress=True, halfvec=True, maintenance_work_mem_mb=1024):
     """The vector-search section of the report (a dict)."""
     from recommender.conf import settings
 
@@ -321,6 +363,8 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         point, _ = measure(f"ef_search={ef}", ef_search=ef)
         curve.append({"ef_search": ef, **point})
     rare_result, _ = measure(f"colour={RARE_COLOUR}", colour=rare, expected=truth_rare)
+    half = halfvec_pass(recommender, measure, sweep, maintenance_work_mem_mb,
+                        (queries.vectors[0], queries.category[0], queries.gender[0], filters)) if halfvec else None
 
     # Cross-check: the same SQL without the HNSW index agrees with numpy.
     checks = min(exact_checks, q)
@@ -373,6 +417,7 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         "speedup_p50_vs_faiss_flat": (round(faiss_stats["p50_ms"] / default["p50_ms"], 2)
                                       if default["p50_ms"] else None),
         "speedup_p95_vs_numpy": round(numpy_stats["p95_ms"] / pg_p95, 2) if pg_p95 else None,
+        "halfvec": half,
         "rare_colour": {
             "colour": RARE_COLOUR,
             "share_of_articles": round(rare_share, 4),

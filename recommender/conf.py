@@ -58,7 +58,13 @@ DEFAULTS = {
     "SIMILAR_COLOUR": 0.6,
     # Search-time HNSW candidate list size (``hnsw.ef_search``, raised to the LIMIT when smaller). The index's
     # build parameters are part of the schema: ``recommender.models.HNSW_M`` / ``HNSW_EF_CONSTRUCTION``.
-    "EF_SEARCH": 64,
+    # 200: at 1M articles, 64 left 4 % of look queries with fewer than half of their true 10 nearest
+    # (docs/benchmarks-1m.md: recall@10 0.947 at 64, 0.990 and none below 0.5 at 200, ~2 ms more per row).
+    "EF_SEARCH": 200,
+    # Search the half-precision copies of the article vectors (pgvector ``halfvec`` HNSW indexes, half the
+    # size, made by ``manage.py halfvec_indexes``) instead of the float ones; candidates are re-ordered by their
+    # full-precision distance. Measured in docs/benchmarks-1m.md (recall, size, latency).
+    "HALFVEC": False,
     # Rows the approximate search fetches per wanted recommendation before duplicates of a product
     # (several images of one product) are folded; the exact fallback runs when fewer than k remain.
     "OVERFETCH": 3,

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 from pgvector import Vector
 
-from .conf import settings
+from .conf import EMBEDDING_DIM, settings
 from .models import DetectedArticle, ImageAnalysis
 
 TABLE = DetectedArticle._meta.db_table
@@ -111,6 +111,15 @@ def where_clause(category, genders, filters, exclude_ids, model_version=None):
     return " AND ".join(clauses), params
 
 
+def index_order():
+    """The ORDER BY of the approximate search, the expression of the HNSW indexes it should use: the float
+    vectors, or their half-precision copies (``BUY_THE_LOOK["HALFVEC"]``, indexes made by ``manage.py
+    halfvec_indexes``). Candidates are re-ordered by their full-precision distance either way."""
+    if settings.HALFVEC:
+        return f"(embedding::halfvec({EMBEDDING_DIM})) <=> (%s::halfvec({EMBEDDING_DIM}))"
+    return "embedding <=> %s"
+
+
 def configure_search(cursor, limit):
     """Iterative HNSW scan for this transaction (``SET LOCAL`` through ``set_config``, parameter-safe)."""
     ef_search = min(max(int(settings.EF_SEARCH), int(limit)), 1000)
@@ -140,7 +149,7 @@ def nearest_products(cursor, embedding, *, category, genders, filters, exclude_i
         sql = (
             f"WITH candidates AS MATERIALIZED ("
             f"SELECT product_id, embedding <=> %s AS distance FROM {TABLE} "
-            f"WHERE {where} ORDER BY embedding <=> %s LIMIT %s) "
+            f"WHERE {where} ORDER BY {index_order()} LIMIT %s) "
             f"SELECT product_id, MIN(distance) AS distance FROM candidates "
             f"GROUP BY product_id ORDER BY distance, product_id LIMIT %s"
         )
@@ -190,7 +199,7 @@ def search_many(cursor, queries, *, filters, exclude_ids=()):
             f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {index} AS article, product_id, distance, "
             f"colour_similarity, colour_name, distance + %s * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
             f"SELECT product_id, embedding <=> %s AS distance, {colour_sql} AS colour_similarity, colour_name "
-            f"FROM {TABLE} WHERE {where} ORDER BY embedding <=> %s LIMIT %s) AS candidates "
+            f"FROM {TABLE} WHERE {where} ORDER BY {index_order()} LIMIT %s) AS candidates "
             f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
         )
         row_weight = weight if query.colour is not None else 0.0
