@@ -203,7 +203,7 @@ def markdown(report, json_path=None):
                    f"p50, {vector['speedup_p95_vs_faiss_flat']}× at p95; over numpy brute force "
                    f"{vector['speedup_p95_vs_numpy']}× at p95.")
         out.append("")
-        out.append("### Recall–latency curve (`hnsw.ef_search` set after `configure_search`)")
+        out.append("### Recall–latency curve (`hnsw.ef_search` passed to the recommender's query)")
         out.append("")
         points = [{"ef_search": f"{vector['ef_search_default']} (default)", **pg}] + vector["ef_search_sweep"]
         out.append(_table(["ef_search", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", f"min recall@{k}",

@@ -1,9 +1,9 @@
 """Vector search: the recommender's per-article query against FAISS flat and numpy brute force.
 
 The pgvector side goes through ``recommender.queries`` exactly as ``look_for`` does for each article of
-a look: ``configure_search`` in a transaction, then ``_search`` (``nearest_products`` on the HNSW index with
-pgvector's iterative scan, and the exact fallback when fewer than k products came back). Only the
-``hnsw.ef_search`` sweep overrides one setting after ``configure_search``.
+a look: ``search`` (``search_many``: one statement that sets its own search settings, the HNSW index with
+pgvector's iterative scan, and the exact fallback when fewer than k products came back). The
+``hnsw.ef_search`` sweep passes its value as ``search``'s ``ef_search`` (never under the statement's LIMIT).
 
 Ground truth is exact search with the same filters, in numpy over the same rows (cross-checked against
 ``nearest_products(..., exact=True)`` — the same SQL without the HNSW index — on a subset of the queries).
@@ -159,14 +159,11 @@ class RecommenderQuery:
 
     def search(self, vector, category, gender, filters, *, ef_search=None, number=0, exact=False):
         """(product ids, milliseconds) of one query; ``ef_search`` overrides ``hnsw.ef_search``."""
-        from django.db import connection, transaction
+        from django.db import connection
 
         genders = self.settings.compatible_genders(GENDERS[gender])
         excluded = {self.exclude_ids[number % len(self.exclude_ids)]}
-        with transaction.atomic(), connection.cursor() as cursor:
-            self.queries.configure_search(cursor, filters.k * self.settings.OVERFETCH)
-            if ef_search is not None:
-                cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search))])
+        with connection.cursor() as cursor:  # as look_for: one statement that sets its own search settings
             started = time.perf_counter()
             if exact:
                 hits = self.queries.nearest_products(
@@ -175,7 +172,7 @@ class RecommenderQuery:
             else:
                 hits = self.queries.search(
                     cursor, vector, category=CATEGORIES[category], genders=genders, filters=filters,
-                    exclude_ids=excluded)
+                    exclude_ids=excluded, ef_search=ef_search)
             elapsed = (time.perf_counter() - started) * 1000
         return [hit[0] for hit in hits], elapsed
 
@@ -394,7 +391,7 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
         "query_filter": "category + gender (the recommender's gender policy: Men→Men|Unisex, Women→Women|Unisex)",
         "ef_search_default": int(max(settings.EF_SEARCH, k * settings.OVERFETCH)),
         "overfetch": settings.OVERFETCH,
-        "pgvector": {**default, "path": "recommender.queries.configure_search + search (look_for's per-article query)",
+        "pgvector": {**default, "path": "recommender.queries.search (look_for's per-article statement)",
                      "uses_hnsw_index": plan["uses_hnsw_index"], "hnsw_index": plan["hnsw_index"],
                      "indexes_used": plan.get("indexes_used"), "plan": plan["plan"]},
         "server_side": {"queries": len(execution), "execution": percentiles(execution),

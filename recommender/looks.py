@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from django.db import transaction
 
 from ml.boxes import suppress_overlaps
 
@@ -20,7 +19,7 @@ from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
-from .queries import ArticleQuery, Hit, SamePhotos, configure_search, search_many
+from .queries import ArticleQuery, Hit, SamePhotos, search_many
 from .sync import describe
 
 logger = logging.getLogger(__name__)
@@ -185,8 +184,7 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
         excluded = SamePhotos(product.pk)  # the product and those showing the same photo, inside the query
         queries = [ArticleQuery(row.article.embedding, row.category, settings.compatible_genders(row.article.gender),
                                 row.article.model_version, row.article.colour) for row in rows]
-        with transaction.atomic(using=db.alias), db.cursor() as cursor:
-            configure_search(cursor, filters.k * settings.OVERFETCH)
+        with db.cursor() as cursor:  # the statement sets its own search settings: no transaction needed
             found = search_many(cursor, queries, filters=filters, exclude_ids=excluded)
         hits = list(zip(rows, found))
         attach_cards(hits)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import transaction
 
 from . import replica
 from .analysis import colour_fields
@@ -17,7 +16,7 @@ from .conf import settings
 from .filters import Filters
 from .looks import LookRow, attach_cards, rows_for
 from .models import DetectedArticle
-from .queries import ArticleQuery, configure_search, search_many
+from .queries import ArticleQuery, search_many
 
 
 @dataclass
@@ -86,8 +85,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
                             embedder_version, row.article.colour) for row in rows]
     # The nearest neighbours and the cards from the read replica when one is configured.
     with replica.look_reads() as db:
-        with transaction.atomic(using=db.alias), db.cursor() as cursor:
-            configure_search(cursor, filters.k * settings.OVERFETCH)
+        with db.cursor() as cursor:  # the statement sets its own search settings
             found = search_many(cursor, queries, filters=filters)
         hits = list(zip(rows, found))
         attach_cards(hits)

@@ -120,9 +120,15 @@ def index_order():
     return "embedding <=> %s"
 
 
+def ef_search_for(limit, ef_search=None):
+    """``hnsw.ef_search`` of a search fetching ``limit`` rows: ``EF_SEARCH`` (or ``ef_search``), at least the LIMIT."""
+    return min(max(int(settings.EF_SEARCH if ef_search is None else ef_search), int(limit)), 1000)
+
+
 def configure_search(cursor, limit):
-    """Iterative HNSW scan for this transaction (``SET LOCAL`` through ``set_config``, parameter-safe)."""
-    ef_search = min(max(int(settings.EF_SEARCH), int(limit)), 1000)
+    """Iterative HNSW scan for this transaction (``SET LOCAL`` through ``set_config``, parameter-safe), for
+    ``nearest_products``; ``search_many`` sets the same inside its own statement."""
+    ef_search = ef_search_for(limit)
     cursor.execute(
         "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
         [str(ef_search)],
@@ -157,10 +163,11 @@ def nearest_products(cursor, embedding, *, category, genders, filters, exclude_i
     return [Hit(product_id, float(distance)) for product_id, distance in cursor.fetchall()]
 
 
-def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None, colour=None):
+def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None, colour=None,
+           ef_search=None):
     """The search of one article: ``search_many`` with one query."""
     return search_many(cursor, [ArticleQuery(embedding, category, genders, model_version, colour)], filters=filters,
-                       exclude_ids=exclude_ids)[0]
+                       exclude_ids=exclude_ids, ef_search=ef_search)[0]
 
 
 @dataclass(frozen=True)
@@ -175,11 +182,15 @@ class ArticleQuery:
     colour: object = None
 
 
-def search_many(cursor, queries, *, filters, exclude_ids=()):
+def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
     """``[[Hit, …] per query]``: the approximate searches of all ``queries`` in one SQL
     statement, then an exact search for each article whose approximate search found fewer than k (a filter
-    so selective that the iterative scan stopped early). Call ``configure_search`` first, in the same
-    transaction."""
+    so selective that the iterative scan stopped early).
+
+    The statement sets its own search settings (iterative scan, ``hnsw.ef_search``: ``ef_search`` or
+    ``EF_SEARCH``) with ``set_config(..., is_local => true)`` in a materialized CTE that every branch refers to,
+    so they are in force before any index scan starts and end with the statement's transaction: one round trip,
+    no separate SET, no transaction of its own (and it works through transaction-mode connection poolers)."""
     queries = list(queries)
     if not queries:
         return []
@@ -199,13 +210,17 @@ def search_many(cursor, queries, *, filters, exclude_ids=()):
             f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {index} AS article, product_id, distance, "
             f"colour_similarity, colour_name, distance + %s * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
             f"SELECT product_id, embedding <=> %s AS distance, {colour_sql} AS colour_similarity, colour_name "
-            f"FROM {TABLE} WHERE {where} ORDER BY {index_order()} LIMIT %s) AS candidates "
+            f"FROM {TABLE} WHERE search_settings.ready AND {where} ORDER BY {index_order()} LIMIT %s) AS candidates "
             f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
         )
         row_weight = weight if query.colour is not None else 0.0
         params += [row_weight, vector, *colour_params, *where_params, vector, candidates, filters.k]
-    cursor.execute(f"SELECT article, product_id, distance, colour_similarity, colour_name "
-                   f"FROM ({' UNION ALL '.join(branches)}) AS hits ORDER BY article, score, product_id", params)
+    settings_sql = ("WITH search_settings AS MATERIALIZED (SELECT set_config('hnsw.iterative_scan', 'relaxed_order', "
+                    "true) IS NOT NULL AND set_config('hnsw.ef_search', %s, true) IS NOT NULL AS ready) ")
+    cursor.execute(settings_sql + f"SELECT article, product_id, distance, colour_similarity, colour_name "
+                   f"FROM search_settings CROSS JOIN LATERAL ({' UNION ALL '.join(branches)}) AS hits "
+                   f"ORDER BY article, score, product_id",
+                   [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)), ef_search)), *params])
     found = [[] for _ in queries]
     for index, product_id, distance, colour_similarity, colour_name in cursor.fetchall():
         found[index].append(Hit(product_id, float(distance),

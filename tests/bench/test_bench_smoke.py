@@ -20,7 +20,7 @@ def report(tmp_path_factory, django_db_blocker):
     with django_db_blocker.unblock():
         status = main([
             "--articles", str(ARTICLES), "--queries", str(QUERIES), "--looks", str(LOOKS), "--pages", str(LOOKS),
-            "--only", "vector,widget", "--ef-search", "20,80", "--out", str(out), "--database", database,
+            "--only", "vector,widget", "--ef-search", "40,80", "--out", str(out), "--database", database,
             "--no-progress",
         ])
     assert status == 0
@@ -62,7 +62,7 @@ def test_vector_search_figures(report):
     assert vector["pgvector"]["uses_hnsw_index"] in (True, False) and vector["pgvector"]["plan"]
     assert vector["pgvector"]["short_results"] == 0  # the query path always returns k when k exist
     assert vector["exact_sql"]["agreement_with_numpy_at_10"] >= 0.99  # same SQL without the index = numpy
-    assert [point["ef_search"] for point in vector["ef_search_sweep"]] == [20, 80]
+    assert [point["ef_search"] for point in vector["ef_search_sweep"]] == [40, 80]
     assert vector["server_side"]["queries"] == QUERIES and vector["server_side"]["execution"]["p50_ms"] > 0
     assert all(between_0_and_1(point["recall_at_10"]) for point in vector["ef_search_sweep"])
 
@@ -133,5 +133,5 @@ def test_halfvec_pass_measures_its_own_indexes_and_leaves_the_float_ones(report)
                                     "recommender_halfvec_bottom", "recommender_halfvec_dress",
                                     "recommender_halfvec_footwear", "recommender_halfvec_bag"}
     assert between_0_and_1(half["recall_at_10"]) and half["short_results"] == 0
-    assert [p["ef_search"] for p in half["ef_search_sweep"]] == [20, 80]
+    assert [p["ef_search"] for p in half["ef_search_sweep"]] == [40, 80]
     assert "Half-precision indexes" in report["_markdown"] and "halfvec indexes: recall@10 drop" in report["_markdown"]
