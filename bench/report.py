@@ -120,6 +120,17 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _curve_table(vector, default, sweep):
+    """The recall–latency table: the default ef_search's figures, then the sweep's."""
+    k = vector["k"]
+    points = [{"ef_search": f"{vector['ef_search_default']} (default)", **default}] + sweep
+    return _table(["ef_search", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", f"min recall@{k}",
+                   "queries with recall < 0.5", "short results", "exact fallbacks"],
+                  [(p["ef_search"], p["p50_ms"], p["p95_ms"], p["p99_ms"], p[f"recall_at_{k}"],
+                    p[f"min_recall_at_{k}"], p.get("queries_recall_below_half", "–"), p["short_results"],
+                    p["exact_fallbacks"]) for p in points])
+
+
 def markdown(report, json_path=None):
     machine = report["machine"]
     out = [f"# Benchmarks — {_scope(report)}", ""]
@@ -205,13 +216,7 @@ def markdown(report, json_path=None):
         out.append("")
         out.append("### Recall–latency curve (`hnsw.ef_search` passed to the recommender's query)")
         out.append("")
-        points = [{"ef_search": f"{vector['ef_search_default']} (default)", **pg}] + vector["ef_search_sweep"]
-        out.append(_table(["ef_search", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", f"min recall@{k}",
-                           "queries with recall < 0.5", "short results", "exact fallbacks"],
-                          [(p["ef_search"], p["p50_ms"], p["p95_ms"], p["p99_ms"], p[f"recall_at_{k}"],
-                            p[f"min_recall_at_{k}"], p.get("queries_recall_below_half", "–"), p["short_results"],
-                            p["exact_fallbacks"])
-                           for p in points]))
+        out.append(_curve_table(vector, pg, vector["ef_search_sweep"]))
         out.append("")
         half = vector.get("halfvec")
         if half:
@@ -222,12 +227,7 @@ def markdown(report, json_path=None):
                        f"against {_fmt(half['float_size_mb'], 1)} MB for the float ones, built in "
                        f"{half['build_seconds']} s; plan uses {', '.join(half.get('indexes_used') or []) or '–'}.")
             out.append("")
-            points = [{"ef_search": f"{vector['ef_search_default']} (default)", **half}] + half["ef_search_sweep"]
-            out.append(_table(["ef_search", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", f"min recall@{k}",
-                               "queries with recall < 0.5", "short results", "exact fallbacks"],
-                              [(p["ef_search"], p["p50_ms"], p["p95_ms"], p["p99_ms"], p[f"recall_at_{k}"],
-                                p[f"min_recall_at_{k}"], p.get("queries_recall_below_half", "–"),
-                                p["short_results"], p["exact_fallbacks"]) for p in points]))
+            out.append(_curve_table(vector, half, half["ef_search_sweep"]))
             out.append("")
         hnsw = vector.get("faiss_hnsw")
         if hnsw:
