@@ -2,7 +2,8 @@
 
 The photo goes through the same pipeline as a product photo, except that articles are looked for whatever
 the pose gate says (visitors' photos are often half-body shots or close-ups). When no article is found the
-whole photo is searched. Nothing of the photo is stored.
+whole photo is searched as one article of the look category its nearest inventory articles vote for (or the
+visitor's ``category``). Nothing of the photo is stored.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .conf import settings
 from .filters import Filters
 from .looks import LookRow, attach_cards, rows_for
 from .models import DetectedArticle
-from .queries import ArticleQuery, search_many
+from .queries import ArticleQuery, category_vote, search_many
 
 
 @dataclass
@@ -32,6 +33,17 @@ class SearchResult:
     gender_confidence: float | None
     timings: dict
     picture: object = None  # the decoded PIL image (for showing it back)
+
+
+# Nearest inventory articles whose look categories vote for the category of a photo with no detected article.
+CATEGORY_VOTE_NEIGHBOURS = 10
+
+
+def predicted_category(embedding, gender, embedder_version, filters):
+    """The look category of a whole photo: the vote of its nearest inventory articles (None: no inventory)."""
+    with replica.look_reads() as db, db.cursor() as cursor:
+        return category_vote(cursor, embedding, genders=settings.compatible_genders(gender), filters=filters,
+                             model_version=embedder_version, neighbours=CATEGORY_VOTE_NEIGHBOURS)
 
 
 def search_by_photo(image, gender=None, category=None, colours=None, exclude_colours=None,
@@ -70,14 +82,18 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
     embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder")
     rows = rows_for([(None, articles)])
     if not rows:
+        # No article found (a close-up of one shoe, one bag…): the whole photo is one article, of the category
+        # most common among the shop's nearest articles unless the visitor chose one.
+        embedding = np.asarray(result.image_embedding, dtype=np.float32)
+        whole_category = category or predicted_category(embedding, chosen_gender, embedder_version, filters)
         whole = DetectedArticle(
-            category=category or "", x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
-            gender=chosen_gender or "", is_whole_image=True,
-            embedding=np.asarray(result.image_embedding, dtype=np.float32),
+            category=whole_category or "", x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
+            gender=chosen_gender or "", is_whole_image=True, embedding=embedding,
             **colour_fields(getattr(result, "image_colour", None)),
         )
-        rows = [LookRow(article=whole, category=category or "",
-                        label=settings.label(category) if category else "Similar products", articles=[whole])]
+        rows = [LookRow(article=whole, category=whole_category or "",
+                        label=settings.label(whole_category) if whole_category else "Similar products",
+                        articles=[whole])]
     for index, row in enumerate(rows):
         row.article.pk = None
         row.index = index

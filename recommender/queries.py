@@ -182,6 +182,29 @@ class ArticleQuery:
     colour: object = None
 
 
+# The search settings of one statement: a materialized CTE the statement's index scans refer to
+# (``search_settings.ready``), so ``set_config`` runs before them; ``is_local`` ends them with the transaction.
+SEARCH_SETTINGS = ("WITH search_settings AS MATERIALIZED (SELECT set_config('hnsw.iterative_scan', 'relaxed_order', "
+                   "true) IS NOT NULL AND set_config('hnsw.ef_search', %s, true) IS NOT NULL AS ready) ")
+
+
+def category_vote(cursor, embedding, *, genders, filters, model_version=None, neighbours=10):
+    """The look category most common among the ``neighbours`` inventory articles nearest to ``embedding``
+    (any category; ties go to the nearer article), or None when the shop has none: what a photo with no
+    detected article most likely shows (a close-up of one shoe, one bag)."""
+    where, params = where_clause(None, genders, filters, (), model_version)
+    vector = vector_parameter(cursor, embedding)
+    cursor.execute(
+        SEARCH_SETTINGS + f"SELECT category FROM (SELECT category, embedding <=> %s AS distance FROM search_settings "
+        f"CROSS JOIN LATERAL (SELECT category, embedding FROM {TABLE} WHERE search_settings.ready AND {where} "
+        f"ORDER BY {index_order()} LIMIT %s) AS nearest) AS votes "
+        f"GROUP BY category ORDER BY count(*) DESC, min(distance) LIMIT 1",
+        [str(ef_search_for(neighbours)), vector, *params, vector, int(neighbours)],
+    )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
     """``[[Hit, …] per query]``: the approximate searches of all ``queries`` in one SQL
     statement, then an exact search for each article whose approximate search found fewer than k (a filter
@@ -215,9 +238,7 @@ def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
         )
         row_weight = weight if query.colour is not None else 0.0
         params += [row_weight, vector, *colour_params, *where_params, vector, candidates, filters.k]
-    settings_sql = ("WITH search_settings AS MATERIALIZED (SELECT set_config('hnsw.iterative_scan', 'relaxed_order', "
-                    "true) IS NOT NULL AND set_config('hnsw.ef_search', %s, true) IS NOT NULL AS ready) ")
-    cursor.execute(settings_sql + f"SELECT article, product_id, distance, colour_similarity, colour_name "
+    cursor.execute(SEARCH_SETTINGS + f"SELECT article, product_id, distance, colour_similarity, colour_name "
                    f"FROM search_settings CROSS JOIN LATERAL ({' UNION ALL '.join(branches)}) AS hits "
                    f"ORDER BY article, score, product_id",
                    [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)), ef_search)), *params])

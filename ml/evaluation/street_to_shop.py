@@ -27,7 +27,8 @@ indexes a catalogue photo of one article — the whole image's embedding, its lo
 - ``crop`` (search by photo with a visitor's close-up of one garment): the garment's box with the
   pipeline's 8 % margin is cut out (upscaled to a shorter side of 64 px when smaller) and searched as
   ``recommender.photo_search.search_by_photo`` does: detect whatever the pose gate says; no article →
-  the whole photo, no category filter. ``answered``: a row of the garment's category is among the rows.
+  the whole photo is one article of the category its 10 nearest products vote for (``category_vote``).
+  ``answered``: a row of the garment's category is among the rows.
 - ``variants`` (diagnosis of the embedder, no detector): each garment's crop embedded in several framings
   (``VARIANTS``) and searched within its true category, no gender filter: which article types come back.
 
@@ -154,6 +155,23 @@ class Catalogue:
         return order[np.isfinite(sims[order])]
 
 
+CATEGORY_VOTE_NEIGHBOURS = 10  # recommender.photo_search.CATEGORY_VOTE_NEIGHBOURS
+
+
+def category_vote(catalogue, vector, gender, neighbours=CATEGORY_VOTE_NEIGHBOURS):
+    """``recommender.queries.category_vote``: the look category most common among the nearest products of any
+    category (ties: the one with the nearer product), None for an empty catalogue."""
+    hits = catalogue.nearest(vector, neighbours, None, gender)
+    if len(hits) == 0:
+        return None
+    counts, first = {}, {}
+    for rank, i in enumerate(hits):
+        category = str(catalogue.category[i])
+        counts[category] = counts.get(category, 0) + 1
+        first.setdefault(category, rank)
+    return min(counts, key=lambda c: (-counts[c], first[c]))
+
+
 def _type_share(catalogue, hits, acceptable) -> float:
     if len(hits) == 0:
         return 0.0
@@ -248,8 +266,13 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         if g.category in rows:
             hits = catalogue.nearest(rows[g.category][0].embedding, k, g.category, analysis.gender)
         elif not rows:
-            hits = catalogue.nearest(analysis.image_embedding, k, None, analysis.gender)
-            record["fallback_category_share"] = float(np.mean([catalogue.category[i] == g.category for i in hits]))
+            nearest = catalogue.nearest(analysis.image_embedding, k, None, analysis.gender)
+            record["fallback_category_share"] = float(np.mean([catalogue.category[i] == g.category for i in nearest]))
+            # as search_by_photo: the whole photo's row takes the category its nearest products vote for
+            voted = category_vote(catalogue, analysis.image_embedding, analysis.gender)
+            record["fallback_category"] = voted
+            record["answered"] = voted == g.category
+            hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender) if voted else nearest
         else:
             hits = None
         if hits is not None:

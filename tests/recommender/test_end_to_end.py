@@ -101,3 +101,21 @@ def test_search_by_photo_api_and_page(shop, client):
     page = client.post("/search/", {"photo": SimpleUploadedFile("me.jpg", photo), "gender": ""})
     html = page.content.decode()
     assert page.status_code == 200 and "data:image/jpeg;base64," in html and 'class="btl__row"' in html
+
+
+def test_a_photo_with_no_article_gets_one_row_of_the_category_its_nearest_products_vote_for(shop):
+    """A close-up in which the detector finds nothing (here a plain swatch of cloth colour) is searched as one
+    article whose look category comes from the shop's nearest products, not as an unlabelled mixed row."""
+    import io
+
+    from PIL import Image
+
+    from recommender.photo_search import search_by_photo
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 400), (40, 60, 140)).save(buffer, format="JPEG")
+    result = search_by_photo(buffer.getvalue(), gender="Women")
+    assert len(result.rows) == 1
+    row = result.rows[0]
+    assert row.article.is_whole_image and row.category and row.label != "Similar products"
+    assert row.recommendations and {card.look_category for card in row.recommendations} == {row.category}

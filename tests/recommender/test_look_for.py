@@ -7,7 +7,7 @@ from recommender.conf import settings as look_settings
 from recommender.models import DetectedArticle
 from recommender.filters import Filters
 from recommender.looks import look_for
-from recommender.queries import configure_search, nearest_products
+from recommender.queries import category_vote, configure_search, nearest_products
 
 from look_factories import png_bytes, add_article, bulk_inventory, make_analysis, make_image, make_product, near, random_unit
 
@@ -243,3 +243,18 @@ def test_a_products_full_shots_come_in_the_shops_image_order_and_never_another_p
     third.product = other
     third.save()
     assert [row.image.pk for row in look_for(product)] == [first.pk, second.pk]
+
+
+def test_category_vote_of_a_photo_with_no_article(db, rng):
+    """search_by_photo's whole-photo row: the category most common among the nearest inventory articles."""
+    shoe = random_unit(rng)
+    filters = Filters.build(k=6)
+    with connection.cursor() as cursor:
+        assert category_vote(cursor, shoe, genders=("Women", "Unisex"), filters=filters) is None  # no inventory
+    bulk_inventory([{"category": "footwear", "gender": "Women", "embedding": near(shoe, rng, 0.2)} for _ in range(7)]
+                   + [{"category": "bag", "gender": "Women", "embedding": near(shoe, rng, 0.25)} for _ in range(3)]
+                   + [{"category": "top", "gender": "Women", "embedding": random_unit(rng)} for _ in range(40)]
+                   + [{"category": "bag", "gender": "Men", "embedding": near(shoe, rng, 0.05)} for _ in range(12)])
+    with connection.cursor() as cursor:
+        assert category_vote(cursor, shoe, genders=("Women", "Unisex"), filters=filters) == "footwear"
+        assert category_vote(cursor, shoe, genders=("Men", "Unisex"), filters=filters) == "bag"

@@ -101,3 +101,18 @@ def test_kurta_share_by_aspect_and_catalogue_base_rates():
     types = s2s.catalogue_types(catalogue, "top")
     assert types["Women"] == {"products": 2, "Kurtas": 0.5, "Tshirts": 0.5}
     assert types["any"]["products"] == 3
+
+
+def test_category_vote_takes_the_majority_of_the_nearest_and_breaks_ties_by_rank():
+    catalogue = object.__new__(s2s.Catalogue)
+    catalogue.vectors = np.eye(5, dtype=np.float32)
+    catalogue.category = np.array(["top", "bag", "bag", "footwear", "top"])
+    catalogue.gender = np.array(["Women", "Women", "Women", "Women", "Men"])
+    catalogue.products = [None] * 5
+    query = np.array([1.0, 0.9, 0.8, 0.7, 0.95], np.float32)
+    assert s2s.category_vote(catalogue, query, "Women") == "bag"  # top 1, bag 2, footwear 1
+    assert s2s.category_vote(catalogue, query, "Women", neighbours=1) == "top"
+    assert s2s.category_vote(catalogue, query, None, neighbours=2) == "top"  # two tops nearest (0 and 4)
+    catalogue.category[2] = "footwear"  # a tie (top 1, bag 1, footwear 2 → footwear); then top vs bag: rank
+    assert s2s.category_vote(catalogue, query, "Women") == "footwear"
+    assert s2s.category_vote(catalogue, query, "Women", neighbours=2) == "top"
