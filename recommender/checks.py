@@ -156,4 +156,33 @@ def check_products(app_configs, **kwargs):
     mismatch = adapter_table_mismatch()
     if mismatch:
         messages.append(Error(mismatch, id="recommender.E021"))
+    messages += check_vector_indexes()
     return messages
+
+
+def check_vector_indexes(using="default"):
+    """The HNSW indexes the look query searches (float, or halfvec with ``HALFVEC``) exist: without them every
+    look is an exact scan of the whole inventory (complete, but slow on a large catalogue)."""
+    from django.db import connections
+
+    from .management.commands.halfvec_indexes import float_indexes, halfvec_name
+    from .models import DetectedArticle
+
+    try:
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [DetectedArticle._meta.db_table])
+            present = {row[0] for row in cursor.fetchall()}
+    except Exception:  # no tables yet
+        return []
+    if not present:
+        return []
+    wanted = [halfvec_name(index) if settings.HALFVEC else index.name for index in float_indexes()]
+    missing = [name for name in wanted if name not in present]
+    if not missing:
+        return []
+    if settings.HALFVEC:
+        hint = "run `manage.py halfvec_indexes`, or turn BUY_THE_LOOK['HALFVEC'] off"
+    else:
+        hint = "run `manage.py halfvec_indexes --restore` (the float indexes were dropped for HALFVEC)"
+    return [Warning(f"the look query's HNSW indexes {', '.join(missing)} do not exist: looks fall back to exact "
+                    f"scans of the whole inventory", hint=hint, id="recommender.W022")]

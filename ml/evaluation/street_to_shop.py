@@ -262,14 +262,16 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         rows = rows_for(analysis.articles, CATEGORIES)
         record = {"photo": g.photo, "category": g.category, "fine_label": g.fine_label,
                   "answered": g.category in rows, "fallback_whole_photo": not rows,
-                  "row_categories": sorted(rows), "gender": analysis.gender}
+                  "row_categories": sorted(rows), "gender": analysis.gender, "full_shot": analysis.is_full_shot,
+                  # diagnosis: what the whole photo's vote would say, whether or not it is used
+                  "whole_photo_vote": category_vote(catalogue, analysis.image_embedding, analysis.gender)}
         if g.category in rows:
             hits = catalogue.nearest(rows[g.category][0].embedding, k, g.category, analysis.gender)
         elif not rows:
             nearest = catalogue.nearest(analysis.image_embedding, k, None, analysis.gender)
             record["fallback_category_share"] = float(np.mean([catalogue.category[i] == g.category for i in nearest]))
             # as search_by_photo: the whole photo's row takes the category its nearest products vote for
-            voted = category_vote(catalogue, analysis.image_embedding, analysis.gender)
+            voted = record["whole_photo_vote"]
             record["fallback_category"] = voted
             record["answered"] = voted == g.category
             hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender) if voted else nearest

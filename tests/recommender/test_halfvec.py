@@ -73,6 +73,21 @@ def test_halfvec_indexes_serve_the_look_query_with_full_precision_distances(look
     assert [card.pk for card in top_row(look["product"]).recommendations] == after
 
 
+def test_check_names_the_missing_indexes_of_the_chosen_precision(look, settings):
+    from recommender.checks import check_vector_indexes
+
+    assert check_vector_indexes() == []
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "HALFVEC": True}
+    [warning] = check_vector_indexes()
+    assert warning.id == "recommender.W022" and "recommender_halfvec_top" in warning.msg
+    assert "halfvec_indexes" in warning.hint
+    call_command("halfvec_indexes", "--drop-float", stdout=io.StringIO())
+    assert check_vector_indexes() == []
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "HALFVEC": False}
+    [warning] = check_vector_indexes()
+    assert "recommender_hnsw_top" in warning.msg and "--restore" in warning.hint
+
+
 def test_drop_float_is_refused_while_the_query_still_searches_them(look):
     with pytest.raises(CommandError, match="HALFVEC"):
         call_command("halfvec_indexes", "--drop-float", stdout=io.StringIO())
