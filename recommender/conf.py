@@ -58,8 +58,8 @@ DEFAULTS = {
     "SIMILAR_COLOUR": 0.6,
     # Search-time HNSW candidate list size (``hnsw.ef_search``, raised to the LIMIT when smaller). The index's
     # build parameters are part of the schema: ``recommender.models.HNSW_M`` / ``HNSW_EF_CONSTRUCTION``.
-    # 200: at 1M articles, 64 left 4 % of look queries with fewer than half of their true 10 nearest
-    # (docs/benchmarks-1m.md: recall@10 0.947 at 64, 0.990 and none below 0.5 at 200, ~2 ms more per row).
+    # 200: at 1M articles, 64 left 42 of 1,000 look queries with fewer than half of their true 10 nearest
+    # (recall@10 0.948, docs/benchmarks-1m.md at commit 7044562); 200 gives 0.989 with 1 (docs/benchmarks-1m.md).
     "EF_SEARCH": 200,
     # Search the half-precision copies of the article vectors (pgvector ``halfvec`` HNSW indexes, half the
     # size, made by ``manage.py halfvec_indexes``) instead of the float ones; candidates are re-ordered by their

@@ -13,12 +13,12 @@ has vectors, the command first explains what must happen (the tables point at th
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import Count
-from pgvector.django import HnswIndex
 
 from recommender.checks import adapter_table_mismatch
 from recommender.models import DetectedArticle, ImageAnalysis
 
 from .analyse import Command as AnalyseCommand
+from .halfvec_indexes import float_indexes
 from .analyse import add_queue_argument
 
 
@@ -81,7 +81,7 @@ class Command(BaseCommand):
 
     def rebuild_index(self):
         """Drop and create again every HNSW index of ``DetectedArticle``, from its model definition."""
-        indexes = [index for index in DetectedArticle._meta.indexes if isinstance(index, HnswIndex)]
+        indexes = float_indexes()
         with connection.schema_editor(atomic=False) as editor:
             for index in indexes:
                 editor.execute(f"DROP INDEX IF EXISTS {editor.quote_name(index.name)}")
