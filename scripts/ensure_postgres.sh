@@ -11,8 +11,8 @@ if command -v pg_isready >/dev/null && ready; then exit 0; fi
 
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
     echo "PostgreSQL is not installed: installing it from Debian's packages..."
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null
 fi
 
 VERSION="$(ls /etc/postgresql | sort -V | tail -n1)"

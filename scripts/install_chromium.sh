@@ -4,5 +4,5 @@ set -euo pipefail
 if [ -x /usr/bin/chromium ]; then exit 0; fi
 SUDO=""; if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 echo "Installing Chromium from Debian's packages..."
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null

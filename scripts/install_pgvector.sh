@@ -37,12 +37,12 @@ APT_OPTS=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$WORK/apt/
 
 echo "Installing build dependencies (postgresql-server-dev-$PG_MAJOR)..."
 if ! dpkg -s "postgresql-server-dev-$PG_MAJOR" >/dev/null 2>&1; then
-    $SUDO apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-server-dev-$PG_MAJOR" make gcc dpkg-dev >/dev/null
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "postgresql-server-dev-$PG_MAJOR" make gcc dpkg-dev >/dev/null
 fi
 
 echo "Fetching pgvector source from Debian trixie..."
-$SUDO apt-get "${APT_OPTS[@]}" update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 "${APT_OPTS[@]}" update -qq
 ( cd "$WORK" && apt-get "${APT_OPTS[@]}" source --download-only pgvector >/dev/null )
 tarball="$(ls "$WORK"/pgvector_*.orig.tar.* | head -n1)"
 mkdir -p "$WORK/src"
