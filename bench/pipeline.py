@@ -195,8 +195,12 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
     """Start a worker on the bench database, warm it up, then time ``timed_ids`` from enqueue to done."""
     from django.db import connections
 
+    from recommender.conf import settings as look_settings
+    from recommender.hooks import queue_batch
     from recommender.tasks import analyse_image
     from shop.celery import app
+
+    batch_size = look_settings.EMBED_BATCH_SIZE
 
     from .database import _bench_url, DEFAULT_URL
 
@@ -241,8 +245,9 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
 
         bar = tqdm(total=len(timed_ids), desc="ingest (celery)", unit="image", disable=not progress, mininterval=1)
         started = time.perf_counter()
-        for image_id in timed_ids:
-            analyse_image.apply_async(args=[image_id], queue=queue)
+        # As ``manage.py analyse --queue`` sends bulk work: one ``analyse_images`` task per batch.
+        for offset in range(0, len(timed_ids), batch_size):
+            queue_batch(timed_ids[offset: offset + batch_size], queue=queue)
         enqueued = time.perf_counter() - started
         finished = _wait_finished(timed_ids, timeout=max(600, 10 * len(timed_ids)), bar=bar)
         seconds = time.perf_counter() - started
@@ -270,8 +275,9 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
             "worker_concurrency": concurrency, "worker_startup_seconds": round(startup, 2),
             "warmup_images": len(warmup_ids), "warmup_seconds": round(warmup_seconds, 2),
             "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids), "broker": redis_url,
-            "queue": queue,
-            "how": "one recommender.analyse_image task per image, celery -A shop worker (prefork)"}
+            "queue": queue, "batch_size": batch_size, "tasks": -(-len(timed_ids) // batch_size),
+            "how": "one recommender.analyse_images task per batch of images (as manage.py analyse --queue sends "
+                   "them), celery -A shop worker (prefork)"}
 
 
 def run(*, dbname, photos, products, runs=20, ingest_images=200, concurrency=2, redis_url, media_root, log_dir,

@@ -326,14 +326,16 @@ def markdown(report, json_path=None):
             out.append("")
             rows = []
             for key, label in (("ingest_eager", "eager (analyse_many, batched embedding)"),
-                               ("ingest_celery", "Celery worker on Redis (one task per image)")):
+                               ("ingest_celery", "Celery worker on Redis (analyse_images, a task per batch)")):
                 part = pipeline.get(key) or {}
                 if "images_per_second" not in part:
                     rows.append((label, "–", "–", "–", part.get("status", "–")))
                     continue
                 notes = f"statuses {part['statuses']}"
                 if key == "ingest_celery":
-                    notes += (f"; concurrency {part['worker_concurrency']}, enqueue {part['enqueue_seconds']} s, "
+                    notes += (f"; concurrency {part['worker_concurrency']}, "
+                              + (f"{part['tasks']} tasks of ≤ {part['batch_size']} images, " if part.get("tasks") else "")
+                              + f"enqueue {part['enqueue_seconds']} s, "
                               f"worker start {part['worker_startup_seconds']} s (not counted)")
                 else:
                     notes += f"; batch {part['batch_size']}"

@@ -15,7 +15,7 @@ import time
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from . import cache as look_cache
@@ -156,6 +156,24 @@ def start(image_id, product_id=None):
     return analysis
 
 
+def start_many(images):
+    """``start`` for many images in three statements; returns their analyses by image primary key."""
+    if not images:
+        return {}
+    ids = [image.pk for image in images]
+    product_ids = {image.pk: _product_id(image) for image in images}
+    ImageAnalysis.objects.bulk_create(
+        [ImageAnalysis(image_id=pk, product_id=product_ids[pk]) for pk in ids], ignore_conflicts=True)
+    now = timezone.now()
+    product_field = ImageAnalysis._meta.get_field("product").target_field
+    known = [When(image_id=pk, then=Value(product_id, output_field=product_field))
+             for pk, product_id in product_ids.items() if product_id is not None]
+    ImageAnalysis.objects.filter(image_id__in=ids).update(
+        status=Status.RUNNING, started_at=now, finished_at=None, attempts=F("attempts") + 1, updated_at=now,
+        **({"product_id": Case(*known, default=F("product_id"), output_field=product_field)} if known else {}))
+    return {analysis.image_id: analysis for analysis in ImageAnalysis.objects.filter(image_id__in=ids)}
+
+
 def fail(analysis, message):
     now = timezone.now()
     with transaction.atomic():
@@ -184,40 +202,105 @@ def store(analysis, image, result, *, version=None, sha256="", facts=None):
     was being analysed (another run will handle the new file), nothing is written and the analysis is
     returned as it stands. ``facts``: the product's ``ProductFacts`` (described now when not given).
     """
-    adapter = settings.adapter
-    product = adapter.product_of(image)
     if facts is None:
-        facts = describe(product)
-    rows = build_articles(analysis, product.pk, facts, result)
-    has_own = bool(own_category(facts))
-    status = Status.DONE if (result.is_full_shot or has_own) else Status.SKIPPED
+        facts = describe(settings.adapter.product_of(image))
+    stored = store_many([(analysis, image, result, version, sha256, facts)])[0]
+    if isinstance(stored, AnalysisFailed):
+        raise stored
+    return stored
+
+
+def store_many(items):
+    """``store`` for many images at once: one transaction and a fixed number of statements for the whole list.
+
+    ``items``: ``(analysis, image, result, version, sha256, facts)`` tuples. Returns, in the same order, the
+    stored ``ImageAnalysis`` — or the ``AnalysisFailed`` an item's result raised (its rows could not be built;
+    nothing of it is written, the others are).
+    """
+    adapter = settings.adapter
+    out = [None] * len(items)
+    ready = []  # (position, analysis, image, result, version, sha256, rows, status)
+    for position, (analysis, image, result, version, sha256, facts) in enumerate(items):
+        try:
+            rows = build_articles(analysis, adapter.product_of(image).pk, facts, result)
+        except AnalysisFailed as exc:
+            out[position] = exc
+            continue
+        status = Status.DONE if (result.is_full_shot or own_category(facts)) else Status.SKIPPED
+        ready.append((position, analysis, image, result, version, sha256, rows, status))
+    if not ready:
+        return out
+    now = timezone.now()
     with transaction.atomic():
-        locked = ImageAnalysis.objects.select_for_update().get(pk=analysis.pk)
-        if version is not None:
-            current = _current_version(image.pk)
-            if current is not None and current != version:
+        # Rows locked in primary-key order: two batches sharing images wait for each other, never deadlock.
+        locked = {row.pk: row for row in ImageAnalysis.objects.select_for_update().filter(
+            pk__in=[item[1].pk for item in ready]).order_by("pk")}
+        versioned = [item[2].pk for item in ready if item[4] is not None]
+        current = {pk: adapter.image_facts(image).version for pk, image in _load(versioned).items()}
+        write, changed = [], []
+        for position, analysis, image, result, version, sha256, rows, status in ready:
+            row = locked[analysis.pk]
+            if version is not None and current.get(image.pk) not in (None, version):
                 logger.info("image %s changed during its analysis; keeping the newer run's result", image.pk)
-                return locked
-        locked.articles.all().delete()
-        DetectedArticle.objects.bulk_create(rows)
-        locked.product_id = product.pk
-        locked.status = status
-        locked.error = ""
-        locked.sha256 = sha256 or ""
-        locked.image_version = (version or "")[:255]
-        locked.is_full_shot = bool(result.is_full_shot)
-        locked.pose_score = _float_or_none(getattr(result, "pose_score", None))
-        locked.gender = getattr(result, "gender", None) or ""
-        locked.gender_source = getattr(result, "gender_source", None) or ""
-        locked.gender_confidence = _float_or_none(getattr(result, "gender_confidence", None))
-        locked.width = getattr(result, "width", None)
-        locked.height = getattr(result, "height", None)
-        locked.timings = {k: round(float(v), 2) for k, v in (getattr(result, "timings", None) or {}).items()}
-        locked.model_versions = {str(k): str(v) for k, v in (getattr(result, "model_versions", None) or {}).items()}
-        locked.finished_at = timezone.now()
-        locked.save()
-        transaction.on_commit(look_cache.bump)
-    return locked
+                out[position] = row
+                continue
+            row.product_id = adapter.product_of(image).pk
+            row.status = status
+            row.error = ""
+            row.sha256 = sha256 or ""
+            row.image_version = (version or "")[:255]
+            row.is_full_shot = bool(result.is_full_shot)
+            row.pose_score = _float_or_none(getattr(result, "pose_score", None))
+            row.gender = getattr(result, "gender", None) or ""
+            row.gender_source = getattr(result, "gender_source", None) or ""
+            row.gender_confidence = _float_or_none(getattr(result, "gender_confidence", None))
+            row.width = getattr(result, "width", None)
+            row.height = getattr(result, "height", None)
+            row.timings = {k: round(float(v), 2) for k, v in (getattr(result, "timings", None) or {}).items()}
+            row.model_versions = {str(k): str(v) for k, v in (getattr(result, "model_versions", None) or {}).items()}
+            row.finished_at = now
+            row.updated_at = now
+            for article in rows:
+                article.analysis = row
+            write.append(row)
+            changed.extend(rows)
+            out[position] = row
+        if write:
+            DetectedArticle.objects.filter(analysis__in=write).delete()  # one DELETE: nothing cascades
+            DetectedArticle.objects.bulk_create(changed)
+            _update_analyses(write)
+            transaction.on_commit(look_cache.bump)
+    return out
+
+
+#: The ``ImageAnalysis`` fields an analysis run writes.
+STORED_FIELDS = ["product_id", "status", "error", "sha256", "image_version", "is_full_shot", "pose_score", "gender",
+                 "gender_source", "gender_confidence", "width", "height", "timings", "model_versions",
+                 "finished_at", "updated_at"]
+
+
+def _update_analyses(analyses):
+    """Write ``STORED_FIELDS`` of many analyses in one ``UPDATE … FROM unnest(arrays)`` (Django's
+    ``bulk_update`` builds a CASE expression per field and row, which costs more than the analysis itself)."""
+    from django.db import connection
+
+    meta = ImageAnalysis._meta
+    fields = [meta.get_field(name[:-3] if name.endswith("_id") else name) for name in STORED_FIELDS]
+    pk = meta.pk
+    columns = [pk.column] + [field.column for field in fields]
+    arrays = [[analysis.pk for analysis in analyses]] + [
+        [field.get_db_prep_save(getattr(analysis, field.attname), connection) for analysis in analyses]
+        for field in fields]
+    types = [pk.rel_db_type(connection) if pk.is_relation else pk.cast_db_type(connection)] + [
+        (field.target_field.rel_db_type(connection) if field.is_relation else field.cast_db_type(connection))
+        for field in fields]
+    quote = connection.ops.quote_name
+    sql = (f"UPDATE {quote(meta.db_table)} AS a SET "
+           + ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns[1:])
+           + " FROM unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ") AS v("
+           + ", ".join(quote(c) for c in columns) + f") WHERE a.{quote(pk.column)} = v.{quote(pk.column)}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
 
 
 def _float_or_none(value):
@@ -246,14 +329,17 @@ def count_interruption(image_id):
 class _Source:
     """One image read through the adapter: its bytes, version, digest and product facts."""
 
-    def __init__(self, image):
+    def __init__(self, image, products=None):
         adapter = settings.adapter
         self.image = image
         info = adapter.image_facts(image)
         self.version = info.version or ""
         self.name = info.name or f"image {image.pk}"
-        self.product = adapter.product_of(image)
-        self.facts = describe(self.product)
+        if products is None:
+            self.product = adapter.product_of(image)
+            self.facts = describe(self.product)
+        else:  # ``{product pk: (product, facts)}`` read for a whole batch
+            self.product, self.facts = products[_product_id(image)]
         self.data = None
         self.sha256 = ""
 
@@ -277,6 +363,20 @@ def _load(image_ids):
     manager = adapter.get_image_model()._default_manager
     field = adapter.image_product_field
     return {image.pk: image for image in manager.filter(pk__in=list(image_ids)).select_related(field)}
+
+
+def _products_of(images):
+    """``{product pk: (product, facts)}`` of ``images``, read together (the adapter's ``products_by_pk`` adds its
+    prefetches); a product it does not return is read through ``product_of``."""
+    adapter = settings.adapter
+    found = adapter.products_by_pk({_product_id(image) for image in images})
+    out = {}
+    for image in images:
+        pk = _product_id(image)
+        if pk not in out:
+            product = found.get(pk) or adapter.product_of(image)
+            out[pk] = (product, describe(product))
+    return out
 
 
 def analyse_product_image(image_id, *, redelivered=False):
@@ -347,14 +447,14 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
     for offset in range(0, len(ids), batch_size):
         chunk = ids[offset: offset + batch_size]
         images = _load(chunk)
+        present = [images[image_id] for image_id in chunk if image_id in images]
+        analyses = start_many(present)
+        products = _products_of(present)
         readable = []  # (analysis, source)
-        for image_id in chunk:
-            image = images.get(image_id)
-            if image is None:
-                continue
-            analysis = start(image.pk, _product_id(image))
+        for image in present:
+            analysis = analyses[image.pk]
             try:
-                source = _Source(image)
+                source = _Source(image, products)
                 source.read()
                 readable.append((analysis, source))
             except TRANSIENT_ERRORS:
@@ -370,6 +470,7 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
             continue
         results = pipeline.analyse_batch([source.data for _, source in readable],
                                          genders=[source.gender for _, source in readable])
+        analysed = []  # (analysis, source, result)
         for (analysis, source), result in zip(readable, results):
             if isinstance(result, (*TRANSIENT_ERRORS, DatabaseError)):
                 raise result
@@ -379,7 +480,11 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
                 logger.error("pipeline error on image %s: %r", source.image.pk, result)
                 finish(fail(analysis, f"pipeline error: {type(result).__name__}: {result}"))
             else:
-                finish(_store_or_fail(analysis, source, result))
+                analysed.append((analysis, source, result))
+        stored = store_many([(analysis, source.image, result, source.version, source.sha256, source.facts)
+                             for analysis, source, result in analysed])
+        for (analysis, _, _), outcome in zip(analysed, stored):
+            finish(fail(analysis, str(outcome)) if isinstance(outcome, AnalysisFailed) else outcome)
     return done
 
 

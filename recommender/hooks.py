@@ -80,6 +80,31 @@ def queue_analysis(image_id, queue=None):
     return True
 
 
+def queue_batch(image_ids, queue=None):
+    """Send one ``analyse_images`` task for the batch ``image_ids`` (bulk work; eager: run it now). Returns
+    False when the broker is down. Its time limits are ``TASK_TIME_LIMIT`` per image of the batch."""
+    from .tasks import analyse_images
+
+    image_ids = list(image_ids)
+    queue = queue or settings.BULK_QUEUE
+    limit = settings.TASK_TIME_LIMIT * max(1, len(image_ids))
+    try:
+        analyse_images.apply_async(
+            (image_ids,),
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+            soft_time_limit=limit, time_limit=limit + 60,
+            **({"queue": queue} if queue else {}),
+        )
+    except Exception as exc:
+        if is_eager():
+            logger.exception("analysis of images %s raised", image_ids)
+            return True
+        logger.warning(BROKER_DOWN_MESSAGE, ", ".join(map(str, image_ids)), exc)
+        return False
+    return True
+
+
 def _send(image_ids):
     if is_eager() and analysis_deferred():
         logger.debug("image(s) %s queued for manage.py analyse --pending", list(image_ids))

@@ -102,8 +102,9 @@ def test_a_reindex_on_the_bulk_queue_never_delays_a_new_upload(two_workers, sett
     assert wait_done(first, two_workers).status == "done"
 
     out = StringIO()
-    call_command("reindex", "--queue", "--no-progress", stdout=out)
-    assert "80 image(s) to re-analyse" in out.getvalue() and f"Sent 80 analyses to the Celery queue '{BULK}'" in out.getvalue()
+    call_command("reindex", "--queue", "--batch-size", "4", "--no-progress", stdout=out)
+    assert "80 image(s) to re-analyse" in out.getvalue()
+    assert f"Sent 80 analyses to the Celery queue '{BULK}' (20 task(s) of up to 4 images)" in out.getvalue()
     assert redis.Redis.from_url(BROKER).llen(BULK) > 0  # the bulk queue is full of re-index tasks
     deadline = time.monotonic() + 240
     while not reanalysed(catalogue):  # … and the bulk worker is busy with them
@@ -124,7 +125,8 @@ def test_a_reindex_on_the_bulk_queue_never_delays_a_new_upload(two_workers, sett
         time.sleep(0.2)
     uploads_log, bulk_log = log_of(two_workers["uploads"]), log_of(two_workers["bulk"])
     assert line in uploads_log and line not in bulk_log  # the uploads worker did it
-    assert not any(f"analysed image {image.pk}:" in uploads_log for image in catalogue)  # no bulk work there
+    assert "Task recommender.analyse_images[" in bulk_log  # the re-index went as batch tasks to the bulk worker …
+    assert "Task recommender.analyse_images[" not in uploads_log  # … and none of them to the uploads worker
 
 
 @pytest.mark.django_db

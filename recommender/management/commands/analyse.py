@@ -4,8 +4,8 @@ Useful without a worker (after ``import_catalogue``, or when the broker was down
 stay "queued"). Shows a progress bar and ends with a summary. Catalogue photos that are not full shots are
 embedded in batches (``--batch-size``).
 
-``--queue [NAME]``: instead of analysing in this process, send one ``recommender.analyse_image`` task per image
-to the Celery queue NAME (default ``BUY_THE_LOOK["BULK_QUEUE"]``, "looks-bulk"), for workers started with
+``--queue [NAME]``: instead of analysing in this process, send one ``recommender.analyse_images`` task per batch
+of ``--batch-size`` images (default ``EMBED_BATCH_SIZE``, 32) to the Celery queue NAME (default ``BUY_THE_LOOK["BULK_QUEUE"]``, "looks-bulk"), for workers started with
 ``-Q looks-bulk``: bulk work never waits in front of the analyses of new uploads (``ANALYSIS_QUEUE``).
 """
 import time
@@ -121,29 +121,32 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  … and {len(errors) - 20} more failures (see the admin)."))
 
     def send(self, ids, queue, options):
-        """One ``analyse_image`` task per image on Celery queue ``queue`` (``--queue``); workers do the rest."""
-        from recommender.hooks import is_eager, queue_analysis
+        """One ``analyse_images`` task per batch of images on Celery queue ``queue`` (``--queue``)."""
+        from recommender.hooks import is_eager, queue_batch
 
         if is_eager():
             raise CommandError("--queue needs a Celery broker (CELERY_BROKER_URL; tasks run eagerly without one): "
                                "leave out --queue to analyse in this process")
-        bar = tqdm(total=len(ids), unit="task", disable=options.get("no_progress"), file=self.stderr._out)
-        sent = 0
+        size = max(1, options.get("batch_size") or settings.EMBED_BATCH_SIZE)
+        bar = tqdm(total=len(ids), unit="image", disable=options.get("no_progress"), file=self.stderr._out)
+        sent = tasks = 0
         try:
-            for image_id in ids:
-                if not queue_analysis(image_id, queue=queue):
+            for offset in range(0, len(ids), size):
+                batch = ids[offset: offset + size]
+                if not queue_batch(batch, queue=queue):
                     raise CommandError(f"the broker is unavailable: {sent} of {len(ids)} analyses sent to queue "
                                        f"{queue!r}; run the command again when it is back")
-                sent += 1
-                bar.update(1)
+                sent += len(batch)
+                tasks += 1
+                bar.update(len(batch))
         finally:
             bar.close()
-        self.stdout.write(f"Sent {sent} analyses to the Celery queue {queue!r}: a worker started with "
-                          f"`celery -A <project> worker -Q {queue}` analyses them.")
+        self.stdout.write(f"Sent {sent} analyses to the Celery queue {queue!r} ({tasks} task(s) of up to {size} "
+                          f"images): a worker started with `celery -A <project> worker -Q {queue}` analyses them.")
 
 
 def add_queue_argument(parser):
     parser.add_argument(
         "--queue", nargs="?", const="", default=None, metavar="NAME",
-        help="send one analysis task per image to this Celery queue (default BUY_THE_LOOK['BULK_QUEUE'], "
+        help="send one analysis task per batch of images to this Celery queue (default BUY_THE_LOOK['BULK_QUEUE'], "
              "'looks-bulk') instead of analysing in this process; needs a broker and a worker on that queue")
