@@ -272,7 +272,7 @@ def analyse(
     timings["embed"] = _ms(start)
 
     start = time.perf_counter()
-    colours = read_colours(parts, picture, [d.box for d in detections], versions, person=bool(pose.keypoints))
+    colours = read_colours(parts, picture, [d.box for d in detections], versions, person=_person_seen(pose))
     if colours[1:]:
         articles = [dataclasses.replace(article, colour=colour) for article, colour in zip(articles, colours[1:])]
     timings["colour"] = _ms(start)
@@ -305,6 +305,11 @@ def read_colours(parts: Parts, picture, boxes, versions: dict | None = None, *, 
     if versions is not None:
         versions["colour"] = str(parts.colour.version)
     return list(parts.colour.read(picture, [None, *boxes], find_person=person))
+
+
+def _person_seen(pose) -> bool:
+    """Whether the pose gate saw a person (a replacement gate's result may not say: then its keypoints tell)."""
+    return bool(getattr(pose, "person_seen", False) or pose.keypoints)
 
 
 def analyse_batch(
@@ -365,7 +370,7 @@ def analyse_batch(
             timings = {**timings, "embed": share}
             start = time.perf_counter()
             try:
-                colour = read_colours(parts, picture, [], versions, person=bool(pose.keypoints))[0]
+                colour = read_colours(parts, picture, [], versions, person=_person_seen(pose))[0]
             except Exception as exc:  # noqa: BLE001
                 results[index] = exc
                 continue

@@ -65,6 +65,9 @@ class PoseResult:
     score: float
     keypoints: list = field(default_factory=list)
     person_score: float = 0.0
+    #: the person detector found someone (``keypoints`` stay empty when the quick test ruled a full shot out
+    #: before the landmark model ran)
+    person_seen: bool = False
 
 
 def _sigmoid(x):
@@ -129,7 +132,11 @@ class PoseGate:
         ankle_visibility: float = 0.3,
         min_body_height: float = 0.45,
         max_tilt_degrees: float = 30.0,
-        num_threads: int | None = 2,
+        quick_reject: bool = True,
+        max_feet_height: float = 1.35,
+        max_body_radius: float = 0.85,
+        max_hip_height: float = 0.85,
+        num_threads: int | None = None,
     ):
         self.weights_dir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
         for name in (DETECTOR_FILE, LANDMARK_FILE):
@@ -143,7 +150,11 @@ class PoseGate:
         self.ankle_visibility = float(ankle_visibility)
         self.min_body_height = float(min_body_height)
         self.max_tilt_degrees = float(max_tilt_degrees)
-        self.num_threads = num_threads
+        self.quick_reject = bool(quick_reject)
+        self.max_feet_height = float(max_feet_height)
+        self.max_body_radius = float(max_body_radius)
+        self.max_hip_height = float(max_hip_height)
+        self.num_threads = num_threads  # None: ``ml.loading.model_threads()``, else 2 (resolved when loading)
         self._anchors = _ssd_anchors()
         self._lock = threading.Lock()
         self._detector = None
@@ -152,8 +163,11 @@ class PoseGate:
     # -- models -------------------------------------------------------------------------------
     def _load(self):
         if self._detector is None:
-            self._detector = _make_interpreter(self.weights_dir / DETECTOR_FILE, self.num_threads)
-            self._landmarker = _make_interpreter(self.weights_dir / LANDMARK_FILE, self.num_threads)
+            from .loading import model_threads
+
+            threads = self.num_threads if self.num_threads is not None else (model_threads() or 2)
+            self._detector = _make_interpreter(self.weights_dir / DETECTOR_FILE, threads)
+            self._landmarker = _make_interpreter(self.weights_dir / LANDMARK_FILE, threads)
             out = {d["name"]: d for d in self._detector.get_output_details()}
             # regressors (…, 12) and classificators (…, 1)
             self._det_in = self._detector.get_input_details()[0]["index"]
@@ -253,6 +267,8 @@ class PoseGate:
             kp_px, person_score = self._detect_person(image)
             if kp_px is None:
                 return PoseResult(False, 0.0, [], person_score)
+            if self.quick_reject and not self.could_be_full_shot(kp_px, h):
+                return PoseResult(False, 0.0, [], person_score, person_seen=True)
             xs, ys, visibility, presence, flag = self._landmarks(image, kp_px)
         # a landmark counts only when visible and inside the frame (2 % margin)
         inside = (xs >= -0.02 * w) & (xs <= 1.02 * w) & (ys >= -0.02 * h) & (ys <= 1.02 * h)
@@ -276,7 +292,22 @@ class PoseGate:
         if not self._plausible_body(xs / w, ys / h, ankle_index, w / h):
             score = 0.0
             visible = False
-        return PoseResult(bool(visible), score, keypoints, person_score)
+        return PoseResult(bool(visible), score, keypoints, person_score, person_seen=True)
+
+    def could_be_full_shot(self, kp_px: np.ndarray, height: int) -> bool:
+        """The quick test, from the person detector's body circle alone (before the landmark model runs).
+
+        The detector gives the hip centre and a point whose distance to it is the radius of a circle around
+        the whole body. A person whose hips sit low in the frame, whose circle is huge, or whose feet would be
+        far below the bottom edge is a close-up of part of a body — a model wearing a shirt, trousers cut at
+        the knee — and cannot pass the gate. Thresholds (fractions of the image height) sit well outside what
+        every full shot of the street sets showed (``ml/weights/POSE.md``: feet ≤ 1.14, radius ≤ 0.65,
+        hips ≤ 0.67 over 1,973 full shots); ``quick_reject=False`` always runs the landmarks.
+        """
+        (hip_x, hip_y), (size_x, size_y) = kp_px[0], kp_px[1]
+        radius = math.hypot(size_x - hip_x, size_y - hip_y) / height
+        hips = hip_y / height
+        return hips + radius <= self.max_feet_height and radius <= self.max_body_radius and hips <= self.max_hip_height
 
     def _plausible_body(self, x, y, ankle_index, aspect) -> bool:
         """Upright and tall: nose < shoulders < hips < ankle (downwards), small tilt, tall enough."""

@@ -153,7 +153,7 @@ def street_features(cues, batch_size=32):
     from ml.images import load_image
     from ml.pose import PoseGate
 
-    gate = PoseGate()
+    gate = PoseGate(quick_reject=False)  # the upper-body crop needs the landmarks of every photo
     crops, labels = [], []
     for photo, label in tqdm(cues, desc="street crops", unit="photo"):
         image = load_image(photo)

@@ -19,8 +19,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 def add_arguments(parser):
-    parser.add_argument("--street", required=True, type=Path,
-                        help="directory of full-body street photos (positives)")
+    parser.add_argument("--street", required=True, type=Path, nargs="+",
+                        help="directories of full-body street photos (positives)")
     parser.add_argument("--products-styles", required=True, type=Path,
                         help="catalogue styles.csv (id, subCategory, ...)")
     parser.add_argument("--products-images", required=True, type=Path,
@@ -31,11 +31,14 @@ def add_arguments(parser):
                         help="override every landmark visibility threshold (default: the gate's)")
 
 
-def _street_photos(directory: Path, limit):
-    if not directory.is_dir():
-        raise SystemExit(f"--street: not a directory: {directory}")
-    photos = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return photos[:limit] if limit else photos
+def _street_photos(directories, limit):
+    photos = []
+    for directory in directories:
+        if not directory.is_dir():
+            raise SystemExit(f"--street: not a directory: {directory}")
+        found = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        photos.extend(found[:limit] if limit else found)
+    return photos
 
 
 def _negatives(styles: Path, images: Path, limit):
@@ -66,6 +69,8 @@ def run(args) -> dict:
         kwargs = {k: args.visibility for k in (
             "nose_visibility", "shoulder_visibility", "hip_visibility", "ankle_visibility")}
     gate = PoseGate(**kwargs)
+    # The same gate without its quick test: what the quick test costs (full shots it rules out) and saves.
+    reference = PoseGate(**kwargs, quick_reject=False)
     positives = _street_photos(args.street, args.limit)
     negatives = _negatives(args.products_styles, args.products_images, args.limit)
 
@@ -75,6 +80,8 @@ def run(args) -> dict:
     negatives_by_kind = {kind: 0 for kind in NEGATIVE_SUBCATEGORIES}
     missed = []
     elapsed = 0.0
+    quick = {"full_shots_lost": 0, "street_landmarks_skipped": 0, "catalogue_landmarks_skipped": 0,
+             "catalogue_person_seen": 0}
     items = [(True, None, p) for p in positives] + [(False, k, p) for k, p in negatives]
     for is_positive, kind, path in tqdm(items, desc="pose gate", unit="photo"):
         try:
@@ -83,8 +90,16 @@ def run(args) -> dict:
             unreadable += 1
             continue
         start = time.perf_counter()
-        full = gate.check(image).is_full_shot
+        result = gate.check(image)
         elapsed += time.perf_counter() - start
+        full = result.is_full_shot
+        skipped = result.person_seen and not result.keypoints
+        quick["full_shots_lost"] += reference.check(image).is_full_shot and not full
+        if is_positive:
+            quick["street_landmarks_skipped"] += skipped
+        else:
+            quick["catalogue_person_seen"] += result.person_seen
+            quick["catalogue_landmarks_skipped"] += skipped
         if is_positive:
             tp += full
             fn += not full
@@ -112,5 +127,6 @@ def run(args) -> dict:
         "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
         "ms_per_photo": round(1000 * elapsed / checked, 1) if checked else None,
         "unreadable": unreadable,
+        "quick_test": quick,
         "missed_positives_sample": missed,
     }

@@ -62,3 +62,18 @@ def test_thresholds_are_configurable():
 
 def test_version_names_the_models(gate):
     assert "mediapipe" in gate.version
+
+
+def test_the_quick_test_skips_the_landmarks_of_a_half_body_and_never_of_a_full_shot(gate):
+    """A model cut at the hips cannot be a full shot: the person detector's body circle says so, the landmark
+    model does not run (no keypoints), and the verdict is the one the full gate gives."""
+    img = load_image(STREET)
+    half = img.crop((0, 0, img.width, int(img.height * 0.55)))
+    quick = gate.check(half)
+    assert quick.person_seen and quick.keypoints == [] and not quick.is_full_shot
+    slow = pose.PoseGate(quick_reject=False).check(half)
+    assert slow.person_seen and len(slow.keypoints) == 33 and not slow.is_full_shot
+    full = gate.check(img)
+    assert full.person_seen and full.is_full_shot and len(full.keypoints) == 33
+    # Tighter bounds make the quick test rule the full shot out too: the thresholds are what decides.
+    assert not pose.PoseGate(max_feet_height=0.5).check(img).is_full_shot
