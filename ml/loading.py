@@ -4,7 +4,32 @@ Nothing here imports TensorFlow at module import: a Celery worker may import ``m
 """
 from __future__ import annotations
 
+import os
 import threading
+
+#: Environment variable: threads each model may use in this process (TFLite interpreters, TensorFlow's intra-op
+#: pool). Unset: TFLite models use 2 threads, TensorFlow its default (every core). A Celery worker with several
+#: processes sets it to cores ÷ processes (``recommender.tasks``): two single-threaded processes on two cores
+#: analyse more images per second than two processes that each try to use both.
+THREADS_VARIABLE = "BTL_MODEL_THREADS"
+
+
+def model_threads() -> int | None:
+    """The thread count set for this process's models, or None (each model's default)."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    return max(1, int(value)) if value.isdigit() else None
+
+
+def set_model_threads(threads: int | None) -> None:
+    """Set the threads of the models this process (and the processes it forks) will load. TensorFlow reads its
+    thread counts once, when it starts: call this before any model runs."""
+    if threads is None:
+        os.environ.pop(THREADS_VARIABLE, None)
+        return
+    threads = max(1, int(threads))
+    os.environ[THREADS_VARIABLE] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
 
 
 class ModelCache(dict):

@@ -110,6 +110,10 @@ DEFAULTS = {
     # Load the models when a Celery worker process starts, and in web processes that call
     # ``recommender.warmup.start()`` (their WSGI module), so that no visitor waits for them. False: load on first use.
     "WARM_UP": True,
+    # Threads per model in each Celery worker process. None: the machine's cores divided by the worker's
+    # concurrency (at least 1) — two single-threaded processes on 2 cores analyse more images per second than two
+    # that each use both cores (``make bench``, pipeline). Other processes: the BTL_MODEL_THREADS variable.
+    "MODEL_THREADS": None,
     # Task retries on transient errors (database or broker connection lost).
     "TASK_MAX_RETRIES": 5,
     # A task whose worker process died during the analysis (a crash, the out-of-memory killer) is delivered

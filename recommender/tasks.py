@@ -4,11 +4,17 @@
 acknowledged late (a worker killed mid-task leaves the message to be delivered again), retries transient
 errors (database or connection lost) with exponential backoff, and records every other failure on the
 ``ImageAnalysis`` with a readable message.
+
+``analyse_images(image_ids)`` does the same for a batch (bulk work: ``manage.py analyse --queue``,
+``reindex --queue``): one task, one ``analyse_many`` run — batched embedding and a fixed number of database
+statements per batch instead of per image. Its time limit grows with the batch.
 """
 import logging
+import os
+import time
 
 from celery import Task, shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from .analysis import TRANSIENT_ERRORS, analyse_product_image
 from .conf import settings
@@ -77,6 +83,98 @@ def analyse_image(self, image_id):
         "articles": analysis.articles.count(),
         "error": analysis.error,
     }
+
+
+class AnalyseImagesTask(AnalyseImageTask):
+    """Options of the batch task: ``TASK_TIME_LIMIT`` is per image, so a batch's limits are set when it is sent
+    (``hooks.queue_batch``); these are the fallbacks for a batch sent without them."""
+
+    @property
+    def soft_time_limit(self):
+        return settings.TASK_TIME_LIMIT * settings.EMBED_BATCH_SIZE
+
+    @property
+    def time_limit(self):
+        return settings.TASK_TIME_LIMIT * settings.EMBED_BATCH_SIZE + 60
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        """Retries exhausted (or an unexpected error): the batch's analyses still "running" are failed."""
+        image_ids = args[0] if args else kwargs.get("image_ids") or []
+        try:
+            from .analysis import fail
+            from .models import ImageAnalysis
+
+            running = ImageAnalysis.objects.filter(image_id__in=list(image_ids), status=ImageAnalysis.Status.RUNNING)
+            for analysis in running:
+                fail(analysis, f"gave up after {self.request.retries + 1} attempt(s): {type(exc).__name__}: {exc}")
+        except Exception:  # the database may be the thing that is down
+            logger.exception("could not record the failure of images %s", image_ids)
+
+
+@shared_task(
+    bind=True,
+    base=AnalyseImagesTask,
+    name="recommender.analyse_images",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
+def analyse_images(self, image_ids):
+    """Analyse a batch of product images in this worker process; returns the count of each status.
+
+    Delivered again after the worker running it died: the images the first run finished are left alone and
+    the others are analysed one by one as ``analyse_image`` does on redelivery, so an image that kills its
+    worker is counted (``TASK_MAX_INTERRUPTIONS``) and failed alone instead of taking its batch with it.
+    """
+    from collections import Counter
+
+    from .analysis import analyse_many
+    from .models import ImageAnalysis
+
+    image_ids = list(image_ids)
+    counts = Counter()
+    if (self.request.delivery_info or {}).get("redelivered"):
+        finished = set(ImageAnalysis.objects.filter(image_id__in=image_ids).exclude(
+            status__in=(ImageAnalysis.Status.RUNNING, ImageAnalysis.Status.QUEUED)).values_list("image_id", flat=True))
+        for image_id in image_ids:
+            if image_id in finished:
+                counts["already done"] += 1
+                continue
+            try:
+                counts[analyse_product_image(image_id, redelivered=True).status] += 1
+            except LookupError:
+                counts["missing"] += 1
+        return dict(counts)
+    started = time.perf_counter()
+    analysed = analyse_many(image_ids, on_done=lambda analysis: counts.update([analysis.status]))
+    missing = len(image_ids) - len(analysed)
+    if missing:
+        counts["missing"] += missing
+    logger.info("analysed a batch of %d image(s) in %.0f ms: %s", len(image_ids),
+                (time.perf_counter() - started) * 1000, dict(counts))
+    return dict(counts)
+
+
+def worker_model_threads(concurrency, configured=None, cores=None):
+    """Threads per model for each process of a worker running ``concurrency`` processes."""
+    if configured:
+        return max(1, int(configured))
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // max(1, int(concurrency or 1)))
+
+
+@worker_init.connect(dispatch_uid="recommender.model_threads")
+def share_cores_between_worker_processes(sender=None, **kwargs):
+    """Before the pool forks: each process's models get their share of the cores (``MODEL_THREADS``)."""
+    from ml.loading import set_model_threads
+
+    threads = worker_model_threads(getattr(sender, "concurrency", 1), settings.MODEL_THREADS)
+    set_model_threads(threads)
+    logger.info("models use %d thread(s) in each of the %s worker process(es)", threads,
+                getattr(sender, "concurrency", 1))
 
 
 @worker_process_init.connect(dispatch_uid="recommender.warm_up")

@@ -166,3 +166,110 @@ def test_retries_exhausted_leave_a_failed_analysis_not_a_running_one():
     analysis = ImageAnalysis.objects.get(image=image)
     assert analysis.status == "failed"
     assert "gave up after" in analysis.error and "server closed the connection" in analysis.error
+
+
+# --------------------------------------------------------------------------------------------------
+# Bulk work: one task per batch of images (``manage.py analyse --queue``, ``reindex --queue``)
+
+
+@pytest.mark.django_db
+def test_a_batch_task_stores_each_image_and_fails_only_the_broken_one():
+    from recommender.tasks import analyse_images
+
+    good = make_image(make_product(category="top", colour="Red"))
+    broken = make_image(make_product(category="bag"), content=NOT_AN_IMAGE)
+    gone = make_image(make_product(category="top"))
+    gone_id = gone.pk
+    gone.delete()
+    outcome = analyse_images.delay([good.pk, broken.pk, gone_id]).get()
+    assert outcome == {"done": 1, "failed": 1, "missing": 1}
+    stored = ImageAnalysis.objects.get(image=good)
+    assert stored.status == "done" and stored.attempts == 1 and stored.finished_at and stored.sha256
+    assert stored.model_versions.get("embedder") and stored.timings.get("embed") is not None
+    article = stored.articles.get()
+    assert article.is_inventory and article.category == "top" and article.base_colour == "red"
+    failed = ImageAnalysis.objects.get(image=broken)
+    assert failed.status == "failed" and "not an image" in failed.error and failed.articles.count() == 0
+    # Run again: the articles are replaced, not added.
+    assert analyse_images.delay([good.pk]).get() == {"done": 1}
+    stored.refresh_from_db()
+    assert stored.attempts == 2 and stored.articles.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_costs_the_same_statements_whatever_its_size():
+    """Reading, marking running and storing a batch are a fixed number of statements, not a few per image."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender.analysis import analyse_many
+
+    def statements(count):
+        ids = [make_image(make_product(category="footwear", sku=f"B{count}-{i}")).pk for i in range(count)]
+        with CaptureQueriesContext(connection) as queries:
+            done = analyse_many(ids, batch_size=count)
+        assert [analysis.status for analysis in done] == ["done"] * count
+        assert all(analysis.articles.count() == 1 for analysis in done)
+        return len(queries.captured_queries)
+
+    assert statements(12) == statements(3)
+
+
+@pytest.mark.django_db
+def test_a_redelivered_batch_leaves_finished_images_alone_and_runs_the_others_one_by_one():
+    """The worker running a batch died: what it finished stays, the rest is analysed (and counted) image by image."""
+    from recommender.analysis import analyse_many
+    from recommender.tasks import analyse_images
+
+    finished, interrupted, broken = (make_image(make_product(category="top", sku=f"R-{i}")) for i in range(3))
+    analyse_many([finished.pk])
+    ImageAnalysis.objects.filter(image=finished).update(error="kept")
+    for image in (interrupted, broken):
+        ImageAnalysis.objects.create(image=image, product=image.product, status="running", attempts=1)
+    ImageAnalysis.objects.filter(image=broken).update(error="interrupted 2 time(s): …")  # a third death: failed
+    analyse_images.push_request(delivery_info={"redelivered": True})
+    try:
+        outcome = analyse_images.run([finished.pk, interrupted.pk, broken.pk])
+    finally:
+        analyse_images.pop_request()
+    assert outcome == {"already done": 1, "done": 1, "failed": 1}
+    assert ImageAnalysis.objects.get(image=finished).error == "kept"  # not analysed again
+    again = ImageAnalysis.objects.get(image=interrupted)
+    assert again.status == "done" and again.attempts == 2 and again.error == ""
+    assert "stopped its worker 3 times" in ImageAnalysis.objects.get(image=broken).error
+
+
+@pytest.mark.django_db
+def test_a_failed_batch_fails_only_its_images_still_running():
+    from django.db import OperationalError
+
+    from recommender.tasks import analyse_images
+
+    done_image, running_image = (make_image(make_product(category="top", sku=f"F-{i}")) for i in range(2))
+    ImageAnalysis.objects.create(image=done_image, status="done")
+    ImageAnalysis.objects.create(image=running_image, status="running")
+    analyse_images.on_failure(OperationalError("server closed the connection unexpectedly"), "task-id",
+                              ([done_image.pk, running_image.pk],), {}, None)
+    assert ImageAnalysis.objects.get(image=done_image).status == "done"
+    failed = ImageAnalysis.objects.get(image=running_image)
+    assert failed.status == "failed" and "server closed the connection" in failed.error
+
+
+def test_worker_processes_share_the_cores(monkeypatch):
+    from ml.loading import THREADS_VARIABLE, model_threads
+    from recommender.tasks import share_cores_between_worker_processes, worker_model_threads
+
+    assert worker_model_threads(2, cores=2) == 1 and worker_model_threads(1, cores=2) == 2
+    assert worker_model_threads(4, cores=2) == 1 and worker_model_threads(2, cores=8) == 4
+    assert worker_model_threads(2, configured=3, cores=2) == 3  # BUY_THE_LOOK["MODEL_THREADS"] wins
+    for name in (THREADS_VARIABLE, "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.setenv(name, "")  # restored (unset) after the test
+    assert model_threads() is None
+
+    class Worker:
+        concurrency = 64  # more processes than cores: one thread each
+
+    share_cores_between_worker_processes(sender=Worker())
+    import os
+
+    assert model_threads() == 1 and os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
