@@ -430,10 +430,11 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
 
     Batches of ``batch_size`` go through ``ml.pipeline.analyse_batch``: full shots get the whole pipeline,
     catalogue photos of one article only their whole-image embedding, computed in one batch — several times
-    faster than one ``analyse()`` per image. ``on_done(analysis)`` is called after each image. Returns the
-    list of analyses.
+    faster than one ``analyse()`` per image. The models work on one batch in a background thread while this
+    thread stores the previous batch and reads the next (database and files: the models do not wait for
+    them). ``on_done(analysis)`` is called after each image. Returns the list of analyses.
     """
-    from ml.images import ImageError
+    from concurrent.futures import ThreadPoolExecutor
 
     batch_size = batch_size or settings.EMBED_BATCH_SIZE
     done = []
@@ -444,48 +445,67 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
             on_done(analysis)
 
     ids = list(image_ids)
-    for offset in range(0, len(ids), batch_size):
-        chunk = ids[offset: offset + batch_size]
-        images = _load(chunk)
-        present = [images[image_id] for image_id in chunk if image_id in images]
-        analyses = start_many(present)
-        products = _products_of(present)
-        readable = []  # (analysis, source)
-        for image in present:
-            analysis = analyses[image.pk]
-            try:
-                source = _Source(image, products)
-                source.read()
-                readable.append((analysis, source))
-            except TRANSIENT_ERRORS:
-                raise
-            except AnalysisFailed as exc:
-                finish(fail(analysis, str(exc)))
-            except DatabaseError:
-                raise
-            except Exception as exc:
-                logger.exception("reading image %s failed", image.pk)
-                finish(fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}"))
-        if not readable:
-            continue
-        results = pipeline.analyse_batch([source.data for _, source in readable],
-                                         genders=[source.gender for _, source in readable])
-        analysed = []  # (analysis, source, result)
-        for (analysis, source), result in zip(readable, results):
-            if isinstance(result, (*TRANSIENT_ERRORS, DatabaseError)):
-                raise result
-            if isinstance(result, (ImageError, AnalysisFailed)):
-                finish(fail(analysis, str(result)))
-            elif isinstance(result, Exception):
-                logger.error("pipeline error on image %s: %r", source.image.pk, result)
-                finish(fail(analysis, f"pipeline error: {type(result).__name__}: {result}"))
-            else:
-                analysed.append((analysis, source, result))
-        stored = store_many([(analysis, source.image, result, source.version, source.sha256, source.facts)
-                             for analysis, source, result in analysed])
-        for (analysis, _, _), outcome in zip(analysed, stored):
-            finish(fail(analysis, str(outcome)) if isinstance(outcome, AnalysisFailed) else outcome)
+    chunks = [ids[offset: offset + batch_size] for offset in range(0, len(ids), batch_size)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyse-batch") as models:
+        running = None  # (readable, future) of the batch the models are working on
+        for chunk in chunks:
+            readable = _read_batch(chunk, finish)
+            submitted = (readable, models.submit(
+                pipeline.analyse_batch, [source.data for _, source in readable],
+                genders=[source.gender for _, source in readable])) if readable else None
+            if running:
+                _store_batch(*running, finish)
+            running = submitted
+        if running:
+            _store_batch(*running, finish)
     return done
+
+
+def _read_batch(chunk, finish):
+    """Mark the images of ``chunk`` running and read their files and products: ``[(analysis, _Source)]`` of the
+    readable ones (the others are failed and passed to ``finish``)."""
+    images = _load(chunk)
+    present = [images[image_id] for image_id in chunk if image_id in images]
+    analyses = start_many(present)
+    products = _products_of(present)
+    readable = []
+    for image in present:
+        analysis = analyses[image.pk]
+        try:
+            source = _Source(image, products)
+            source.read()
+            readable.append((analysis, source))
+        except TRANSIENT_ERRORS:
+            raise
+        except AnalysisFailed as exc:
+            finish(fail(analysis, str(exc)))
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            logger.exception("reading image %s failed", image.pk)
+            finish(fail(analysis, f"pipeline error: {type(exc).__name__}: {exc}"))
+    return readable
+
+
+def _store_batch(readable, future, finish):
+    """Wait for the models' results of a batch and store them (failures failed, one by one)."""
+    from ml.images import ImageError
+
+    analysed = []  # (analysis, source, result)
+    for (analysis, source), result in zip(readable, future.result()):
+        if isinstance(result, (*TRANSIENT_ERRORS, DatabaseError)):
+            raise result
+        if isinstance(result, (ImageError, AnalysisFailed)):
+            finish(fail(analysis, str(result)))
+        elif isinstance(result, Exception):
+            logger.error("pipeline error on image %s: %r", source.image.pk, result)
+            finish(fail(analysis, f"pipeline error: {type(result).__name__}: {result}"))
+        else:
+            analysed.append((analysis, source, result))
+    stored = store_many([(analysis, source.image, result, source.version, source.sha256, source.facts)
+                         for analysis, source, result in analysed])
+    for (analysis, _, _), outcome in zip(analysed, stored):
+        finish(fail(analysis, str(outcome)) if isinstance(outcome, AnalysisFailed) else outcome)
 
 
 def _store_or_fail(analysis, source, result):
