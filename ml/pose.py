@@ -68,6 +68,9 @@ class PoseResult:
     #: the person detector found someone (``keypoints`` stay empty when the quick test ruled a full shot out
     #: before the landmark model ran)
     person_seen: bool = False
+    #: the person detector's body circle as fractions of the image height: (hip centre height, radius); empty
+    #: when no person was seen
+    body: tuple = ()
 
 
 def _sigmoid(x):
@@ -267,8 +270,9 @@ class PoseGate:
             kp_px, person_score = self._detect_person(image)
             if kp_px is None:
                 return PoseResult(False, 0.0, [], person_score)
-            if self.quick_reject and not self.could_be_full_shot(kp_px, h):
-                return PoseResult(False, 0.0, [], person_score, person_seen=True)
+            body = self.body_circle(kp_px, h)
+            if self.quick_reject and not self.could_be_full_shot(*body):
+                return PoseResult(False, 0.0, [], person_score, person_seen=True, body=body)
             xs, ys, visibility, presence, flag = self._landmarks(image, kp_px)
         # a landmark counts only when visible and inside the frame (2 % margin)
         inside = (xs >= -0.02 * w) & (xs <= 1.02 * w) & (ys >= -0.02 * h) & (ys <= 1.02 * h)
@@ -292,21 +296,24 @@ class PoseGate:
         if not self._plausible_body(xs / w, ys / h, ankle_index, w / h):
             score = 0.0
             visible = False
-        return PoseResult(bool(visible), score, keypoints, person_score, person_seen=True)
+        return PoseResult(bool(visible), score, keypoints, person_score, person_seen=True, body=body)
 
-    def could_be_full_shot(self, kp_px: np.ndarray, height: int) -> bool:
+    @staticmethod
+    def body_circle(kp_px: np.ndarray, height: int) -> tuple:
+        """(hip centre height, body circle radius) as fractions of the image height."""
+        (hip_x, hip_y), (size_x, size_y) = kp_px[0], kp_px[1]
+        return float(hip_y / height), float(math.hypot(size_x - hip_x, size_y - hip_y) / height)
+
+    def could_be_full_shot(self, hips: float, radius: float) -> bool:
         """The quick test, from the person detector's body circle alone (before the landmark model runs).
 
         The detector gives the hip centre and a point whose distance to it is the radius of a circle around
         the whole body. A person whose hips sit low in the frame, whose circle is huge, or whose feet would be
         far below the bottom edge is a close-up of part of a body — a model wearing a shirt, trousers cut at
         the knee — and cannot pass the gate. Thresholds (fractions of the image height) sit well outside what
-        every full shot of the street sets showed (``ml/weights/POSE.md``: feet ≤ 1.14, radius ≤ 0.65,
-        hips ≤ 0.67 over 1,973 full shots); ``quick_reject=False`` always runs the landmarks.
+        every full shot of the street sets showed (``ml/weights/POSE.md``, ``python -m ml.evaluate pose``:
+        ``quick_test.full_shot_body_max``); ``quick_reject=False`` always runs the landmarks.
         """
-        (hip_x, hip_y), (size_x, size_y) = kp_px[0], kp_px[1]
-        radius = math.hypot(size_x - hip_x, size_y - hip_y) / height
-        hips = hip_y / height
         return hips + radius <= self.max_feet_height and radius <= self.max_body_radius and hips <= self.max_hip_height
 
     def _plausible_body(self, x, y, ankle_index, aspect) -> bool:

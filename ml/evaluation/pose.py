@@ -82,6 +82,7 @@ def run(args) -> dict:
     elapsed = 0.0
     quick = {"full_shots_lost": 0, "street_landmarks_skipped": 0, "catalogue_landmarks_skipped": 0,
              "catalogue_person_seen": 0}
+    full_bodies = []  # (hips, radius) of every full shot, by the gate without its quick test
     items = [(True, None, p) for p in positives] + [(False, k, p) for k, p in negatives]
     for is_positive, kind, path in tqdm(items, desc="pose gate", unit="photo"):
         try:
@@ -94,7 +95,10 @@ def run(args) -> dict:
         elapsed += time.perf_counter() - start
         full = result.is_full_shot
         skipped = result.person_seen and not result.keypoints
-        quick["full_shots_lost"] += reference.check(image).is_full_shot and not full
+        slow = reference.check(image)
+        quick["full_shots_lost"] += slow.is_full_shot and not full
+        if slow.is_full_shot and slow.body:
+            full_bodies.append(slow.body)
         if is_positive:
             quick["street_landmarks_skipped"] += skipped
         else:
@@ -127,6 +131,10 @@ def run(args) -> dict:
         "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
         "ms_per_photo": round(1000 * elapsed / checked, 1) if checked else None,
         "unreadable": unreadable,
-        "quick_test": quick,
+        "quick_test": {**quick, "full_shots": len(full_bodies), "full_shot_body_max": {
+            "feet": round(max((h + r for h, r in full_bodies), default=0.0), 3),
+            "radius": round(max((r for _, r in full_bodies), default=0.0), 3),
+            "hips": round(max((h for h, _ in full_bodies), default=0.0), 3)},
+            "thresholds": {"feet": gate.max_feet_height, "radius": gate.max_body_radius, "hips": gate.max_hip_height}},
         "missed_positives_sample": missed,
     }
