@@ -81,19 +81,28 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
         ))
     embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder")
     rows = rows_for([(None, articles)])
-    if not rows:
-        # No article found (a close-up of one shoe, one bag…): the whole photo is one article, of the category
-        # most common among the shop's nearest articles unless the visitor chose one.
-        embedding = np.asarray(result.image_embedding, dtype=np.float32)
-        whole_category = category or predicted_category(embedding, chosen_gender, embedder_version, filters)
+    embedding = np.asarray(result.image_embedding, dtype=np.float32)
+
+    def whole_photo_row(whole_category):
         whole = DetectedArticle(
             category=whole_category or "", x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
             gender=chosen_gender or "", is_whole_image=True, embedding=embedding,
             **colour_fields(getattr(result, "image_colour", None)),
         )
-        rows = [LookRow(article=whole, category=whole_category or "",
-                        label=settings.label(whole_category) if whole_category else "Similar products",
-                        articles=[whole])]
+        return LookRow(article=whole, category=whole_category or "",
+                       label=settings.label(whole_category) if whole_category else "Similar products",
+                       articles=[whole])
+
+    if not rows:
+        # No article found (a close-up of one shoe, one bag…): the whole photo is one article, of the category
+        # most common among the shop's nearest articles unless the visitor chose one.
+        rows = [whole_photo_row(category or predicted_category(embedding, chosen_gender, embedder_version, filters))]
+    elif not category and not getattr(result, "is_full_shot", False):
+        # A close-up in which the detector found something: what the photo shows as a whole may still be another
+        # kind of article (a bag held against a coat is found as the coat). Its vote adds that row when missing.
+        voted = predicted_category(embedding, chosen_gender, embedder_version, filters)
+        if voted and voted not in {row.category for row in rows}:
+            rows.append(whole_photo_row(voted))
     for index, row in enumerate(rows):
         row.article.pk = None
         row.index = index

@@ -27,8 +27,9 @@ indexes a catalogue photo of one article — the whole image's embedding, its lo
 - ``crop`` (search by photo with a visitor's close-up of one garment): the garment's box with the
   pipeline's 8 % margin is cut out (upscaled to a shorter side of 64 px when smaller) and searched as
   ``recommender.photo_search.search_by_photo`` does: detect whatever the pose gate says; no article →
-  the whole photo is one article of the category its 10 nearest products vote for (``category_vote``).
-  ``answered``: a row of the garment's category is among the rows.
+  the whole photo is one article of the category its 10 nearest products vote for (``category_vote``);
+  articles found in a photo that is not a full shot → that vote adds its category's row when no box gave
+  one (``vote_row``). ``answered``: a row of the garment's category is among the rows.
 - ``variants`` (diagnosis of the embedder, no detector): each garment's crop embedded in several framings
   (``VARIANTS``) and searched within its true category, no gender filter: which article types come back.
 
@@ -182,7 +183,7 @@ def _summarise(records, categories, k):
     """Per look category and overall means of the per-garment records."""
     def block(rs):
         out = {"garments": len(rs)}
-        for key in ("gets_row", "matched", "answered", "fallback_whole_photo"):
+        for key in ("gets_row", "matched", "answered", "fallback_whole_photo", "vote_row", "vote_right"):
             values = [r[key] for r in rs if key in r]
             if values:
                 out[key] = round(float(np.mean(values)), 4)
@@ -261,17 +262,23 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         analysis = analyse(crop, gender=gender, parts=parts, detect=True)
         rows = rows_for(analysis.articles, CATEGORIES)
         record = {"photo": g.photo, "category": g.category, "fine_label": g.fine_label,
-                  "answered": g.category in rows, "fallback_whole_photo": not rows,
+                  "answered": g.category in rows, "fallback_whole_photo": not rows, "vote_row": False,
                   "row_categories": sorted(rows), "gender": analysis.gender, "full_shot": analysis.is_full_shot,
                   # diagnosis: what the whole photo's vote would say, whether or not it is used
                   "whole_photo_vote": category_vote(catalogue, analysis.image_embedding, analysis.gender)}
+        voted = record["whole_photo_vote"]
+        record["vote_right"] = voted == g.category
         if g.category in rows:
             hits = catalogue.nearest(rows[g.category][0].embedding, k, g.category, analysis.gender)
+        elif rows and not analysis.is_full_shot and voted == g.category:
+            # as search_by_photo: a close-up's whole-photo vote adds its category's row when no box gave one
+            record["answered"] = True
+            record["vote_row"] = True
+            hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender)
         elif not rows:
             nearest = catalogue.nearest(analysis.image_embedding, k, None, analysis.gender)
             record["fallback_category_share"] = float(np.mean([catalogue.category[i] == g.category for i in nearest]))
             # as search_by_photo: the whole photo's row takes the category its nearest products vote for
-            voted = record["whole_photo_vote"]
             record["fallback_category"] = voted
             record["answered"] = voted == g.category
             hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender) if voted else nearest

@@ -119,3 +119,37 @@ def test_a_photo_with_no_article_gets_one_row_of_the_category_its_nearest_produc
     row = result.rows[0]
     assert row.article.is_whole_image and row.category and row.label != "Similar products"
     assert row.recommendations and {card.look_category for card in row.recommendations} == {row.category}
+
+
+def test_a_close_up_with_an_article_found_also_gets_the_row_its_whole_photo_votes_for(db):
+    """A photo that is not a full shot but in which the detector found something (here the upper half of a street
+    photo: its top) also gets the row of the category the shop's nearest articles vote for, when no box gave
+    one — a bag held against a coat is found as the coat. A visitor's own category choice has no such row."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from look_factories import bulk_inventory, random_unit
+    from recommender import pipeline
+    from recommender.photo_search import search_by_photo
+
+    rng = np.random.default_rng(7)
+    version = pipeline.current_versions()["embedder"]
+    # A shop of shoes (and one top): whatever the photo looks like, its 10 nearest articles vote footwear.
+    bulk_inventory([{"category": "footwear", "embedding": random_unit(rng), "model_version": version}
+                    for _ in range(12)] + [{"category": "top", "embedding": random_unit(rng), "model_version": version}])
+    street = Image.open(ROOT / "tests" / "fixtures" / "street_full_body.jpg").convert("RGB")
+    buffer = io.BytesIO()
+    street.crop((0, 0, street.width, int(street.height * 0.55))).save(buffer, format="JPEG")
+
+    result = search_by_photo(buffer.getvalue(), gender="Men")
+    assert not result.is_full_shot
+    found = [row for row in result.rows if not row.article.is_whole_image]
+    whole = [row for row in result.rows if row.article.is_whole_image]
+    assert found and "footwear" not in {row.category for row in found}, [row.category for row in result.rows]
+    assert [row.category for row in whole] == ["footwear"] and whole[0].label != "Similar products"
+    assert whole[0].recommendations and {card.look_category for card in whole[0].recommendations} == {"footwear"}
+
+    chosen = search_by_photo(buffer.getvalue(), gender="Men", category="top")
+    assert [row.category for row in chosen.rows] == ["top"] and not chosen.rows[0].article.is_whole_image
