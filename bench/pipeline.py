@@ -8,7 +8,8 @@
   1. eagerly, in this process, by ``recommender.analysis.analyse_many`` (what ``manage.py analyse`` runs:
      catalogue photos embedded in batches of ``BUY_THE_LOOK["EMBED_BATCH_SIZE"]``), and
   2. through a real Celery worker (``celery -A shop worker`` subprocess) on Redis (a spare database number,
-     ``--redis-db``), one ``recommender.analyse_image`` task per image, from enqueue until every analysis is
+     ``--redis-db``), one ``recommender.analyse_images`` task per batch of images (as ``manage.py analyse --queue``
+     sends them), from enqueue until every analysis is
      finished in the database.
   Both measure the same images after a warm-up on other images (models loaded, graphs traced).
 

@@ -182,8 +182,8 @@ DEMONSTRATED = """## Demonstrated on this machine: a read replica and two queues
 - **Two queues** (plan 2): uploads go to `ANALYSIS_QUEUE` (`-Q looks`), `manage.py reindex --queue` /
   `analyse --queue` to `BULK_QUEUE` (`-Q looks-bulk`), so bulk workers on more hosts re-index at the rate
   computed above while new uploads keep their own worker. `tests/recommender/test_queues.py` runs two real
-  workers: with 80 re-index tasks queued and the bulk worker busy with them, a new upload is analysed by the
-  uploads worker while ~77 of them still wait."""
+  workers: with 80 images re-indexed as 20 batch tasks (`analyse_images`) and the bulk worker busy with them, a new
+  upload is analysed by the uploads worker while some of them still wait."""
 
 
 def _round(value):
@@ -281,7 +281,7 @@ def plan(run, exponents, pipeline_run=None):
         if celery and concurrency:
             per_process = celery / concurrency
             lines.append(f"- Through a Celery worker with {concurrency} processes: {celery} images/s "
-                         f"({per_process:.2f} per process, one task per image). Tasks are independent "
+                         f"({per_process:.2f} per process, one task per batch of images). Tasks are independent "
                          f"(idempotent, acknowledged late), so throughput adds up across hosts (one core per process) until the "
                          f"database's write rate is the limit: W worker processes give about W × "
                          f"{per_process:.2f} images/s; {n:,} photos in 1 h need "

@@ -22,6 +22,12 @@ from .conf import settings
 logger = logging.getLogger(__name__)
 
 
+#: Both analysis tasks: acknowledged late (a worker killed mid-task leaves the message to be delivered again),
+#: transient errors retried with exponential backoff.
+TASK_OPTIONS = dict(bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT_ERRORS,
+                    retry_backoff=2, retry_backoff_max=300, retry_jitter=True)
+
+
 class AnalyseImageTask(Task):
     """The analysis task's options read ``BUY_THE_LOOK`` when they are used (sending, retrying, running), not
     when this module is imported: a changed setting (tests, a reloaded configuration) takes effect."""
@@ -57,17 +63,7 @@ class AnalyseImageTask(Task):
             logger.exception("could not record the failure of image %s", image_id)
 
 
-@shared_task(
-    bind=True,
-    base=AnalyseImageTask,
-    name="recommender.analyse_image",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-)
+@shared_task(base=AnalyseImageTask, name="recommender.analyse_image", **TASK_OPTIONS)
 def analyse_image(self, image_id):
     """Analyse product image ``image_id`` and store its articles; returns a small summary."""
     # Delivered again after the worker running it died (late acknowledgement): counted, see TASK_MAX_INTERRUPTIONS.
@@ -111,17 +107,7 @@ class AnalyseImagesTask(AnalyseImageTask):
             logger.exception("could not record the failure of images %s", image_ids)
 
 
-@shared_task(
-    bind=True,
-    base=AnalyseImagesTask,
-    name="recommender.analyse_images",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-)
+@shared_task(base=AnalyseImagesTask, name="recommender.analyse_images", **TASK_OPTIONS)
 def analyse_images(self, image_ids):
     """Analyse a batch of product images in this worker process; returns the count of each status.
 
