@@ -425,16 +425,23 @@ def analyse_product_image(image_id, *, redelivered=False):
     return stored
 
 
-def analyse_many(image_ids, *, batch_size=None, on_done=None):
+def analyse_many(image_ids, *, batch_size=None, on_done=None, overlap=None):
     """Analyse many product images in this process (``manage.py analyse``/``reindex``).
 
     Batches of ``batch_size`` go through ``ml.pipeline.analyse_batch``: full shots get the whole pipeline,
     catalogue photos of one article only their whole-image embedding, computed in one batch — several times
-    faster than one ``analyse()`` per image. The models work on one batch in a background thread while this
-    thread stores the previous batch and reads the next (database and files: the models do not wait for
-    them). ``on_done(analysis)`` is called after each image. Returns the list of analyses.
+    faster than one ``analyse()`` per image. With ``overlap`` the models work on one batch in a background
+    thread while this thread stores the previous batch and reads the next (database and files: the models do
+    not wait for them); by default on, except in a process whose models are single-threaded (a Celery worker
+    sharing the cores between its processes: they already overlap each other). ``on_done(analysis)`` is
+    called after each image. Returns the list of analyses.
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    from ml.loading import model_threads
+
+    if overlap is None:
+        overlap = model_threads() != 1
 
     batch_size = batch_size or settings.EMBED_BATCH_SIZE
     done = []
@@ -450,15 +457,27 @@ def analyse_many(image_ids, *, batch_size=None, on_done=None):
         running = None  # (readable, future) of the batch the models are working on
         for chunk in chunks:
             readable = _read_batch(chunk, finish)
-            submitted = (readable, models.submit(
-                pipeline.analyse_batch, [source.data for _, source in readable],
-                genders=[source.gender for _, source in readable])) if readable else None
+            submitted = None
+            if readable:
+                data, genders = [source.data for _, source in readable], [source.gender for _, source in readable]
+                submitted = (readable, models.submit(pipeline.analyse_batch, data, genders=genders) if overlap
+                             else _Done(pipeline.analyse_batch(data, genders=genders)))
             if running:
                 _store_batch(*running, finish)
             running = submitted
         if running:
             _store_batch(*running, finish)
     return done
+
+
+class _Done:
+    """A result computed in this thread, with the ``result()`` of a future."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 def _read_batch(chunk, finish):
