@@ -8,8 +8,6 @@ It is also the worked example of an adapter for a shop with its own product mode
 one to one onto ``ProductFacts``. Outfits (whole looks sold as a product) have no look category of their
 own: they are never recommended, they only get a widget.
 """
-from django.db.models import Prefetch
-
 from recommender.adapters import ImageFacts, ProductAdapter, ProductFacts
 
 
@@ -45,9 +43,7 @@ class CatalogAdapter(ProductAdapter):
         )
 
     def products_by_pk(self, pks):
-        products = self.get_product_model().objects.filter(pk__in=pks).prefetch_related(
-            Prefetch("images", queryset=self._ordered_images())
-        )
+        products = self.get_product_model().objects.filter(pk__in=pks).with_card_image()  # one query
         return {product.pk: product for product in products}
 
     def visible_products(self, request=None):

@@ -31,7 +31,7 @@ class ProductListView(ListView):
     def get_queryset(self):
         products = Product.objects.active()
         self.filter_form = ProductFilterForm(self.request.GET or None, products=products)
-        return self.filter_form.filter(products).with_primary_image()
+        return self.filter_form.filter(products).with_card_image()
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -83,7 +83,7 @@ class ProductDetailView(DetailView):
             images=images,
             main_image=images[0] if images else None,
             look_widget_enabled=look_widget_enabled(),
-            more_like_this=similar.with_primary_image()[:4],
+            more_like_this=similar.with_card_image()[:4],
             look_label=LOOK_FILTER_LABELS.get(product.look_category, ""),
         )
         return context

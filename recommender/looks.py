@@ -5,12 +5,19 @@ k nearest *recommendable* products (a product's own article, see ``recommender.a
 look category and a compatible gender (``BUY_THE_LOOK["GENDER_POLICY"]``: the same or Unisex, never the
 other), excluding the product itself and the products showing the same photo, optionally filtered by
 colour and price. The products come back as ``Recommendation`` cards described by the shop's adapter.
+
+Database work of a look: one statement for the articles, their photos and the products of every row
+(``queries.look_hits_sql``), one for the cards (``adapter.products_by_pk`` + ``describe_many``), and an exact
+search for a row whose filters are so selective that the index scan found fewer than k.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
 
+
+from django.db.models import JSONField
+from django.db.models.expressions import RawSQL
 
 from ml.boxes import suppress_overlaps
 
@@ -19,7 +26,7 @@ from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
-from .queries import ArticleQuery, Hit, SamePhotos, search_many
+from .queries import Hit, SamePhotos, look_hits_sql, nearest_products
 from .sync import describe
 
 logger = logging.getLogger(__name__)
@@ -129,11 +136,13 @@ def colour_match(article_colour: str, hit) -> str:
     return "similar" if hit.colour_similarity >= float(settings.SIMILAR_COLOUR) else ""
 
 
-def full_shot_articles(product):
+def full_shot_articles(product, filters=None):
     """``[(ImageFacts, [DetectedArticle])]`` of ``product``'s analysed full shots, in the shop's image order.
 
     One query for the articles with their analyses and photos when the adapter has ``image_order``; otherwise a
-    second one, ``images_of(product)``, for the photos' order.
+    second one, ``images_of(product)``, for the photos' order. With ``filters``, the same query also finds the
+    products of each row's article (``queries.look_hits_sql``: its ``look_hits``, the vectors stay in the
+    database and are not read).
     """
     adapter = settings.adapter
     ordered = callable(getattr(adapter, "image_order", None))
@@ -144,6 +153,9 @@ def full_shot_articles(product):
         category__in=settings.CATEGORIES,
         confidence__gte=settings.MIN_ARTICLE_CONFIDENCE,
     ).order_by("analysis_id", "-confidence", "id")
+    if filters is not None:
+        sql, params = look_hits_sql(filters, SamePhotos(product.pk), article=DetectedArticle._meta.db_table)
+        query = query.defer("embedding", "colour").annotate(look_hits=RawSQL(sql, params, output_field=JSONField()))
     articles = list(query.select_related("analysis", "analysis__image") if ordered else query.select_related("analysis"))
     if not articles:
         return []
@@ -178,14 +190,22 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
     filters = Filters.build(k, colours, exclude_colours, min_price, max_price)
     # Every read of a look (articles, nearest neighbours, cards) from the read replica when one is configured.
     with replica.look_reads() as db:
-        rows = rows_for(full_shot_articles(product))
+        # one statement: the articles, their photos and each row's products (the product itself and those
+        # showing the same photo excluded inside it); its own search settings, no transaction needed
+        rows = rows_for(full_shot_articles(product, filters))
         if not rows:
             return []
-        excluded = SamePhotos(product.pk)  # the product and those showing the same photo, inside the query
-        queries = [ArticleQuery(row.article.embedding, row.category, settings.compatible_genders(row.article.gender),
-                                row.article.model_version, row.article.colour) for row in rows]
-        with db.cursor() as cursor:  # the statement sets its own search settings: no transaction needed
-            found = search_many(cursor, queries, filters=filters, exclude_ids=excluded)
-        hits = list(zip(rows, found))
-        attach_cards(hits)
+        to_product_pk = settings.adapter.get_product_model()._meta.pk.to_python
+        found = [[Hit(to_product_pk(hit[0]), *hit[1:]) for hit in row.article.look_hits or ()] for row in rows]
+        short = [index for index, row in enumerate(rows)
+                 if row.article.look_hits is None or len(found[index]) < filters.k]
+        if short:  # a filter so selective that the index scan stopped early: exact searches (search_many's rule)
+            with db.cursor() as cursor:
+                for index in short:
+                    article = rows[index].article
+                    found[index] = nearest_products(
+                        cursor, article.embedding, category=rows[index].category,
+                        genders=settings.compatible_genders(article.gender), filters=filters,
+                        exclude_ids=SamePhotos(product.pk), exact=True, model_version=article.model_version)
+        attach_cards(list(zip(rows, found)))
     return rows

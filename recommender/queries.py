@@ -1,14 +1,18 @@
 """The nearest-neighbour query: the k nearest recommendable products of each article vector of a look.
 
-``search_many`` sends the searches of all articles of a look in one SQL statement (one round trip): a
-``UNION ALL`` of one branch per article, each with its own category as a literal so that it uses its
-category's partial HNSW index. Each branch asks the partial HNSW index of its look category for the nearest rows that
-pass the filter, with pgvector's iterative scan (``hnsw.iterative_scan = relaxed_order``, set with
-``set_config(..., is_local => true)`` inside a transaction, so it works through connection poolers and with
-psycopg 3 server-side binding), re-orders them by exact distance and folds several images of one product
-into one recommendation. Only when that yields fewer than k products (a filter so selective that the scan
-gave up) a second, exact query runs over the filter's B-tree index — which returns k whenever k candidates
-exist. The query reads the recommender's own table only: the filter columns are copies of the shop's facts.
+Two forms of the same search. ``look_hits_sql`` is the product page's: an expression the query that reads a
+look's articles carries, so that the articles, their photos and the products of every article row come back
+in one statement, the article vectors never leaving the database. ``search_many`` is for vectors the database
+does not hold (a visitor's photo, the benchmarks) and sends the searches of all of them in one SQL statement
+(one round trip): a ``UNION ALL`` of one branch per article. In both, each branch names its category as a
+literal so that it uses its category's partial HNSW index. Each branch asks the partial HNSW index of its look
+category for the nearest rows that pass the filter, with pgvector's iterative scan (``hnsw.iterative_scan =
+relaxed_order``, set with ``set_config(..., is_local => true)`` inside the statement, so it works through
+connection poolers and with psycopg 3 server-side binding), re-orders them by exact distance and folds several
+images of one product into one recommendation. Only when that yields fewer than k products (a filter so
+selective that the scan gave up) a second, exact query runs over the filter's B-tree index — which returns k
+whenever k candidates exist. The query reads the recommender's own table only: the filter columns are copies of
+the shop's facts.
 
 Vectors are passed as query parameters adapted by ``pgvector.psycopg``'s dumpers (registered on each database
 connection the first time it runs a look query): in pgvector's binary format when the connection binds
@@ -111,13 +115,14 @@ def where_clause(category, genders, filters, exclude_ids, model_version=None):
     return " AND ".join(clauses), params
 
 
-def index_order():
+def index_order(vector="%s"):
     """The ORDER BY of the approximate search, the expression of the HNSW indexes it should use: the float
     vectors, or their half-precision copies (``BUY_THE_LOOK["HALFVEC"]``, indexes made by ``manage.py
-    halfvec_indexes``). Candidates are re-ordered by their full-precision distance either way."""
+    halfvec_indexes``). Candidates are re-ordered by their full-precision distance either way. ``vector``: the
+    query vector's SQL (a parameter, or a column of the article searched for)."""
     if settings.HALFVEC:
-        return f"(embedding::halfvec({EMBEDDING_DIM})) <=> (%s::halfvec({EMBEDDING_DIM}))"
-    return "embedding <=> %s"
+        return f"(embedding::halfvec({EMBEDDING_DIM})) <=> ({vector}::halfvec({EMBEDDING_DIM}))"
+    return f"embedding <=> {vector}"
 
 
 def ef_search_for(limit, ef_search=None):
@@ -253,3 +258,53 @@ def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
                 exclude_ids=exclude_ids, exact=True, model_version=query.model_version,
             )
     return found
+
+
+def look_hits_sql(filters, exclude_ids=(), *, article=TABLE, categories=None):
+    """``(sql, params)`` of a scalar expression over an article row of the look (``article``: the outer query's
+    name of the ``DetectedArticle`` table) that is a JSON array of its hits ``[[product_id, distance,
+    colour_similarity, colour_name], …]``, best first, for the best article of its photo and category (the one
+    ``recommender.looks.rows_for`` makes the row of), NULL for the others.
+
+    It lets the query that reads a look's articles find their products in the same statement: per look category
+    one ``UNION ALL`` branch gated by the article's category (so each uses its category's partial HNSW index, the
+    others do not run), the article's own vector, colour, gender and embedder version read from its row (no vector
+    travels to or from the database), the search settings set inside (as in ``search_many``). The filters, the
+    scoring and folding of several photos of a product are those of ``search_many``; an article whose search
+    found fewer than k gets its exact search afterwards (``nearest_products``)."""
+    limit = filters.k * max(1, int(settings.OVERFETCH))
+    weight = max(0.0, float(settings.COLOUR_WEIGHT))
+    candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 else limit
+    row = f'"{article}"'
+    # the product genders the article's gender may be matched with (GENDER_POLICY; no gender: any)
+    policy = [(gender, list(settings.compatible_genders(gender)))
+              for gender in sorted(settings.GENDER_POLICY)]
+    gender_sql = (f"({row}.gender = '' OR gender = ANY(CASE {row}.gender "
+                  + "".join("WHEN %s THEN %s::varchar[] " for _ in policy)
+                  + f"ELSE ARRAY[{row}.gender]::varchar[] END))")
+    gender_params = [value for pair in policy for value in pair]
+    colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
+    branches, params = [], []
+    for category in settings.CATEGORIES:
+        where, where_params = where_clause(category, None, filters, exclude_ids)
+        branches.append(
+            f"(SELECT * FROM (SELECT DISTINCT ON (product_id) product_id, distance, colour_similarity, colour_name, "
+            f"distance + %s * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
+            f"SELECT product_id, embedding <=> {row}.embedding AS distance, {colour_sql} AS colour_similarity, "
+            f"colour_name FROM {TABLE} AS candidate WHERE {row}.category = %s AND search_settings.ready AND {where} "
+            f"AND {gender_sql} AND ({row}.model_version = '' OR model_version = {row}.model_version) "
+            f"ORDER BY {index_order(f'{row}.embedding')} "
+            f"LIMIT CASE WHEN {row}.colour IS NULL THEN %s ELSE %s END) AS candidates "
+            f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
+        )
+        params += [weight, category, *where_params, *gender_params, limit, candidates, filters.k]
+    # the best article of its photo and category: no other one there is more confident (ties: the lower id)
+    best = (f"NOT EXISTS (SELECT 1 FROM {TABLE} AS better WHERE better.analysis_id = {row}.analysis_id "
+            f"AND better.category = {row}.category AND better.confidence >= %s AND (better.confidence > "
+            f"{row}.confidence OR (better.confidence = {row}.confidence AND better.id < {row}.id)))")
+    sql = (f"CASE WHEN {best} THEN (" + SEARCH_SETTINGS
+           + "SELECT COALESCE(jsonb_agg(jsonb_build_array(product_id, distance, colour_similarity, colour_name) "
+           f"ORDER BY score, product_id), '[]'::jsonb) FROM search_settings CROSS JOIN LATERAL "
+           f"({' UNION ALL '.join(branches)}) AS hits) END")
+    return sql, [float(settings.MIN_ARTICLE_CONFIDENCE), str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)))),
+                 *params]
