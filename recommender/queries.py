@@ -260,7 +260,14 @@ def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
     return found
 
 
-def look_hits_sql(filters, exclude_ids=(), *, article=TABLE, categories=None):
+def same_photos_sql(product_id):
+    """``(sql, params)``: the array of the ids of ``product_id`` and of every product showing one of its photos."""
+    return (f"ARRAY(SELECT %s UNION SELECT same.product_id FROM {ANALYSES} AS same WHERE same.product_id IS NOT NULL "
+            f"AND same.sha256 IN (SELECT own.sha256 FROM {ANALYSES} AS own WHERE own.product_id = %s "
+            f"AND own.sha256 <> ''))", [product_id, product_id])
+
+
+def look_hits_sql(filters, exclude_ids=(), *, article=TABLE):
     """``(sql, params)`` of a scalar expression over an article row of the look (``article``: the outer query's
     name of the ``DetectedArticle`` table) that is a JSON array of its hits ``[[product_id, distance,
     colour_similarity, colour_name], …]``, best first, for the best article of its photo and category (the one
@@ -276,35 +283,46 @@ def look_hits_sql(filters, exclude_ids=(), *, article=TABLE, categories=None):
     weight = max(0.0, float(settings.COLOUR_WEIGHT))
     candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 else limit
     row = f'"{article}"'
-    # the product genders the article's gender may be matched with (GENDER_POLICY; no gender: any)
-    policy = [(gender, list(settings.compatible_genders(gender)))
-              for gender in sorted(settings.GENDER_POLICY)]
-    gender_sql = (f"({row}.gender = '' OR gender = ANY(CASE {row}.gender "
-                  + "".join("WHEN %s THEN %s::varchar[] " for _ in policy)
-                  + f"ELSE ARRAY[{row}.gender]::varchar[] END))")
-    gender_params = [value for pair in policy for value in pair]
+    # What every branch needs, computed once per article in the statement's first CTE (so planned once, not once
+    # per branch): the search settings, the products showing the look's photos, the product genders the
+    # article's gender may be matched with (GENDER_POLICY; no gender: any), its number of candidates and the
+    # weight of colour (none for an article without colours).
+    policy = [(gender, list(settings.compatible_genders(gender))) for gender in sorted(settings.GENDER_POLICY)]
+    same_photos = isinstance(exclude_ids, SamePhotos)
+    excluded_sql, excluded_params = same_photos_sql(exclude_ids.product_id) if same_photos \
+        else (f"ARRAY(SELECT product_id FROM {TABLE} WHERE false)", [])
+    search = (
+        "WITH search AS MATERIALIZED (SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true) IS NOT NULL "
+        f"AND set_config('hnsw.ef_search', %s, true) IS NOT NULL AS ready, {excluded_sql} AS excluded, "
+        f"CASE WHEN {row}.gender = '' THEN NULL ELSE CASE {row}.gender "
+        + "".join("WHEN %s THEN %s::varchar[] " for _ in policy)
+        + f"ELSE ARRAY[{row}.gender]::varchar[] END END AS genders, "
+        f"CASE WHEN {row}.colour IS NULL THEN %s ELSE %s END AS candidates, "
+        f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE %s END AS colour_weight) "
+    )
+    search_params = [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)))), *excluded_params,
+                     *(value for pair in policy for value in pair), limit, candidates, weight]
     colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
     branches, params = [], []
     for category in settings.CATEGORIES:
-        where, where_params = where_clause(category, None, filters, exclude_ids)
+        where, where_params = where_clause(category, None, filters, () if same_photos else exclude_ids)
         branches.append(
             f"(SELECT * FROM (SELECT DISTINCT ON (product_id) product_id, distance, colour_similarity, colour_name, "
-            f"distance + %s * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
+            f"distance + search.colour_weight * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
             f"SELECT product_id, embedding <=> {row}.embedding AS distance, {colour_sql} AS colour_similarity, "
-            f"colour_name FROM {TABLE} AS candidate WHERE {row}.category = %s AND search_settings.ready AND {where} "
-            f"AND {gender_sql} AND ({row}.model_version = '' OR model_version = {row}.model_version) "
-            f"ORDER BY {index_order(f'{row}.embedding')} "
-            f"LIMIT CASE WHEN {row}.colour IS NULL THEN %s ELSE %s END) AS candidates "
+            f"colour_name FROM {TABLE} AS candidate WHERE {row}.category = %s AND search.ready AND {where} "
+            f"AND NOT (product_id = ANY(search.excluded)) AND (search.genders IS NULL OR gender = ANY(search.genders)) "
+            f"AND ({row}.model_version = '' OR model_version = {row}.model_version) "
+            f"ORDER BY {index_order(f'{row}.embedding')} LIMIT search.candidates) AS candidates "
             f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
         )
-        params += [weight, category, *where_params, *gender_params, limit, candidates, filters.k]
+        params += [category, *where_params, filters.k]
     # the best article of its photo and category: no other one there is more confident (ties: the lower id)
     best = (f"NOT EXISTS (SELECT 1 FROM {TABLE} AS better WHERE better.analysis_id = {row}.analysis_id "
             f"AND better.category = {row}.category AND better.confidence >= %s AND (better.confidence > "
             f"{row}.confidence OR (better.confidence = {row}.confidence AND better.id < {row}.id)))")
-    sql = (f"CASE WHEN {best} THEN (" + SEARCH_SETTINGS
+    sql = (f"CASE WHEN {best} THEN (" + search
            + "SELECT COALESCE(jsonb_agg(jsonb_build_array(product_id, distance, colour_similarity, colour_name) "
-           f"ORDER BY score, product_id), '[]'::jsonb) FROM search_settings CROSS JOIN LATERAL "
+           f"ORDER BY score, product_id), '[]'::jsonb) FROM search CROSS JOIN LATERAL "
            f"({' UNION ALL '.join(branches)}) AS hits) END")
-    return sql, [float(settings.MIN_ARTICLE_CONFIDENCE), str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)))),
-                 *params]
+    return sql, [float(settings.MIN_ARTICLE_CONFIDENCE), *search_params, *params]
