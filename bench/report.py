@@ -281,11 +281,10 @@ def markdown(report, json_path=None):
         only = widget.get("look_for_only")
         if only:
             queries = only["sql_queries"] or {}
-            out.append(f"Of which `look_for(product)` alone (the widget's data: the articles with their analyses "
-                       f"and photos, set_config and the one look statement for every row in a transaction, products "
-                       f"and their images): p50 {_fmt(only['p50_ms'])} ms, p95 "
-                       f"{_fmt(only['p95_ms'])} ms, {queries.get('median')} SQL statements (median, BEGIN and COMMIT "
-                       f"included), "
+            out.append(f"Of which `look_for(product)` alone (the widget's data: one statement for the articles with "
+                       f"their analyses and photos and the products of every row, one for the cards' products with "
+                       f"their first image): p50 {_fmt(only['p50_ms'])} ms, p95 "
+                       f"{_fmt(only['p95_ms'])} ms, {queries.get('median')} SQL statements (median), "
                        f"{_fmt(only['rows_per_look'])} rows per look.")
             out.append("")
 
