@@ -73,7 +73,11 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
-        indexes = [models.Index(fields=["is_active", "look_category", "gender"])]
+        indexes = [
+            models.Index(fields=["is_active", "look_category", "gender"]),
+            # "more like this": the same type and gender, nearest in price (views.more_like_this)
+            models.Index(fields=["article_type", "gender", "price"], name="catalog_similar_by_price"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.sku})"

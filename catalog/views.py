@@ -1,7 +1,5 @@
 """The shop's pages: the product list (filters, search, pagination) and the product page."""
 from django.apps import apps
-from django.db.models import F
-from django.db.models.functions import Abs
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template import engines
@@ -72,18 +70,26 @@ class ProductDetailView(DetailView):
         context = super().get_context_data(**kwargs)
         product = self.object
         images = sorted(product.images.all(), key=lambda image: (not image.is_primary, image.position, image.id))
-        similar = Product.objects.active().exclude(pk=product.pk)
-        if product.is_outfit:
-            similar = similar.filter(master_category=product.master_category).order_by("-id")
-        else:
-            # Same type and gender, closest in price first.
-            similar = similar.filter(article_type=product.article_type, gender=product.gender).annotate(
-                price_gap=Abs(F("price") - product.price)).order_by("price_gap", "id")
         context.update(
             images=images,
             main_image=images[0] if images else None,
             look_widget_enabled=look_widget_enabled(),
-            more_like_this=similar.with_card_image()[:4],
+            more_like_this=more_like_this(product),
             look_label=LOOK_FILTER_LABELS.get(product.look_category, ""),
         )
         return context
+
+
+def more_like_this(product, n=4):
+    """Up to ``n`` other active products: for an outfit the newest outfits of its category, else those of the same
+    type and gender closest in price (ties: the lower id). One query: the ``n`` nearest at or above the price and
+    the ``n`` nearest below it, each read along the (article_type, gender, price) index, not a sort of every
+    product of the type."""
+    similar = Product.objects.active().exclude(pk=product.pk).with_card_image()
+    if product.is_outfit:
+        return list(similar.filter(master_category=product.master_category).order_by("-id")[:n])
+    same = similar.filter(article_type=product.article_type, gender=product.gender)
+    above = same.filter(price__gte=product.price).order_by("price", "id")[:n]
+    below = same.filter(price__lt=product.price).order_by("-price", "id")[:n]
+    nearest = sorted(above.union(below, all=True), key=lambda other: (abs(other.price - product.price), other.pk))
+    return nearest[:n]

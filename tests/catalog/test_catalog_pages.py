@@ -157,3 +157,17 @@ def test_more_like_this_shows_the_same_type_closest_in_price(client, make_produc
     make_product(sku="J1", name="Jeans", gender="Men", article_type="Jeans", price="40.00")
     response = client.get(shirt.get_absolute_url())
     assert [p.sku for p in response.context["more_like_this"]] == ["S2", "S3", "S4", "S5"]
+
+
+@pytest.mark.django_db
+def test_more_like_this_breaks_price_ties_by_age_and_skips_inactive_products(client, make_product):
+    shirt = make_product(sku="T0", name="Tee", gender="Women", article_type="Tshirts", price="40.00")
+    for sku, price, active in [("T1", "45.00", True), ("T2", "35.00", True), ("T3", "35.00", False),
+                               ("T4", "35.00", True), ("T5", "45.00", True), ("T6", "45.00", True)]:
+        product = make_product(sku=sku, name=f"Tee {sku}", gender="Women", article_type="Tshirts", price=price)
+        if not active:
+            product.is_active = False
+            product.save()
+    response = client.get(shirt.get_absolute_url())
+    # all five are 5.00 away: the oldest four, whichever side of the price they are on
+    assert [p.sku for p in response.context["more_like_this"]] == ["T1", "T2", "T4", "T5"]
