@@ -74,10 +74,35 @@ def parse_args(argv=None):
     return args
 
 
+def cpu_check():
+    """Milliseconds of two fixed workloads (median of 3): a pure-Python loop of 5 million additions and a
+    1024×1024 float32 matrix product in numpy. Shared cloud CPUs differ from run to run; these two figures, taken
+    at the start and end of a run, say how fast this machine was then, so reports of different runs compare."""
+    import numpy as np
+
+    def loop():
+        total = 0
+        for value in range(5_000_000):
+            total += value
+        return total
+
+    matrix = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    figures = {}
+    for name, work in (("python_loop_ms", loop), ("numpy_matmul_ms", lambda: matrix @ matrix)):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            work()
+            times.append((time.perf_counter() - started) * 1000)
+        figures[name] = round(sorted(times)[1], 1)
+    return figures
+
+
 def machine():
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "load_average_at_start": [round(value, 2) for value in load] if load else None}
+            "load_average_at_start": [round(value, 2) for value in load] if load else None,
+            "cpu_check_at_start": cpu_check()}
     try:
         with open("/proc/meminfo") as handle:
             info["memory_gb"] = round(int(handle.readline().split()[1]) / 2**20, 1)
@@ -144,6 +169,7 @@ def main(argv=None):
             checkpoint()
         load = os.getloadavg() if hasattr(os, "getloadavg") else None
         report["machine"]["load_average_at_end"] = [round(value, 2) for value in load] if load else None
+        report["machine"]["cpu_check_at_end"] = cpu_check()
         report["total_seconds"] = round(time.perf_counter() - started, 1)
     finally:
         if not args.keep_db:

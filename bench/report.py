@@ -144,6 +144,14 @@ def markdown(report, json_path=None):
                f"{server.get('postgresql', '')}, pgvector {server.get('pgvector', '?')}, "
                f"shared_buffers {server.get('shared_buffers', '?')}. Total run {report.get('total_seconds')} s.")
     out.append("")
+    start, end = machine.get("cpu_check_at_start"), machine.get("cpu_check_at_end")
+    if start:
+        out.append(f"CPU speed check (`bench.cli.cpu_check`, median of 3; lower is faster; compare runs by it): pure-Python "
+                   f"loop of 5M additions {start['python_loop_ms']} ms at start"
+                   + (f", {end['python_loop_ms']} ms at end" if end else "")
+                   + f"; numpy 1024² float32 matrix product {start['numpy_matmul_ms']} ms at start"
+                   + (f", {end['numpy_matmul_ms']} ms at end" if end else "") + ".")
+        out.append("")
     out.append("Timings are wall-clock on this machine; a load average above the CPU count means other work "
                "(e.g. model training) shared the CPUs, so the figures are pessimistic. Targets are reported, "
                "never asserted.")

@@ -43,11 +43,15 @@ def _page_getter():
 
     def get(product_id):
         url = urls.get(product_id)
-        if url is None:
+        if url is None:  # not timed: ``run`` resolves every page's URL before measuring
             url = urls[product_id] = Product.objects.get(pk=product_id).get_absolute_url()
         response = client.get(url)
         return response.content.decode("utf-8", "replace"), response.status_code
 
+    def resolve(product_ids):
+        urls.update((product.pk, product.get_absolute_url()) for product in Product.objects.filter(pk__in=product_ids))
+
+    get.resolve = resolve
     return "product page (django.test.Client, full request cycle)", get
 
 
@@ -108,6 +112,8 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True):
     from recommender.conf import settings
 
     result["k"] = settings.K
+    if hasattr(get, "resolve"):
+        get.resolve(product_ids)  # the pages' URLs, so that a page's figures are the page's own queries
     with override_settings(CACHES=DUMMY_CACHE):
         for product_id in product_ids[:warmup]:
             get(product_id)
