@@ -285,8 +285,10 @@ def look_hits_sql(filters, exclude_ids=(), *, article=TABLE):
     row = f'"{article}"'
     # What every branch needs, computed once per article in the statement's first CTE (so planned once, not once
     # per branch): the search settings, the products showing the look's photos, the product genders the
-    # article's gender may be matched with (GENDER_POLICY; no gender: any), its number of candidates and the
-    # weight of colour (none for an article without colours).
+    # article's gender may be matched with (GENDER_POLICY; no gender: any) and the weight of colour (none for an
+    # article without colours). The number of candidates is a constant (COLOUR_CANDIDATES when colour counts,
+    # for an article without colours too): a LIMIT the planner cannot read makes it cost the branch as a sort of
+    # the whole category, and a cost that high turns on JIT compilation, which takes longer than the search.
     policy = [(gender, list(settings.compatible_genders(gender))) for gender in sorted(settings.GENDER_POLICY)]
     same_photos = isinstance(exclude_ids, SamePhotos)
     excluded_sql, excluded_params = same_photos_sql(exclude_ids.product_id) if same_photos \
@@ -297,11 +299,10 @@ def look_hits_sql(filters, exclude_ids=(), *, article=TABLE):
         f"CASE WHEN {row}.gender = '' THEN NULL ELSE CASE {row}.gender "
         + "".join("WHEN %s THEN %s::varchar[] " for _ in policy)
         + f"ELSE ARRAY[{row}.gender]::varchar[] END END AS genders, "
-        f"CASE WHEN {row}.colour IS NULL THEN %s ELSE %s END AS candidates, "
         f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE %s END AS colour_weight) "
     )
     search_params = [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)))), *excluded_params,
-                     *(value for pair in policy for value in pair), limit, candidates, weight]
+                     *(value for pair in policy for value in pair), weight]
     colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
     branches, params = [], []
     for category in settings.CATEGORIES:
@@ -313,10 +314,10 @@ def look_hits_sql(filters, exclude_ids=(), *, article=TABLE):
             f"colour_name FROM {TABLE} AS candidate WHERE {row}.category = %s AND search.ready AND {where} "
             f"AND NOT (product_id = ANY(search.excluded)) AND (search.genders IS NULL OR gender = ANY(search.genders)) "
             f"AND ({row}.model_version = '' OR model_version = {row}.model_version) "
-            f"ORDER BY {index_order(f'{row}.embedding')} LIMIT search.candidates) AS candidates "
+            f"ORDER BY {index_order(f'{row}.embedding')} LIMIT %s) AS candidates "
             f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
         )
-        params += [category, *where_params, filters.k]
+        params += [category, *where_params, candidates, filters.k]
     # the best article of its photo and category: no other one there is more confident (ties: the lower id)
     best = (f"NOT EXISTS (SELECT 1 FROM {TABLE} AS better WHERE better.analysis_id = {row}.analysis_id "
             f"AND better.category = {row}.category AND better.confidence >= %s AND (better.confidence > "
