@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-
 from django.db.models import JSONField
 from django.db.models.expressions import RawSQL
 
@@ -154,7 +153,7 @@ def full_shot_articles(product, filters=None):
         confidence__gte=settings.MIN_ARTICLE_CONFIDENCE,
     ).order_by("analysis_id", "-confidence", "id")
     if filters is not None:
-        sql, params = look_hits_sql(filters, SamePhotos(product.pk), article=DetectedArticle._meta.db_table)
+        sql, params = look_hits_sql(filters, product.pk, article=DetectedArticle._meta.db_table)
         query = query.defer("embedding", "colour").annotate(look_hits=RawSQL(sql, params, output_field=JSONField()))
     articles = list(query.select_related("analysis", "analysis__image") if ordered else query.select_related("analysis"))
     if not articles:
@@ -197,6 +196,7 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
             return []
         to_product_pk = settings.adapter.get_product_model()._meta.pk.to_python
         found = [[Hit(to_product_pk(hit[0]), *hit[1:]) for hit in row.article.look_hits or ()] for row in rows]
+        # look_hits is None only for an article the SQL did not take as its row's best (it takes the same one)
         short = [index for index, row in enumerate(rows)
                  if row.article.look_hits is None or len(found[index]) < filters.k]
         if short:  # a filter so selective that the index scan stopped early: exact searches (search_many's rule)

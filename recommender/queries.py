@@ -103,12 +103,9 @@ def where_clause(category, genders, filters, exclude_ids, model_version=None):
         clauses.append("price <= %s")
         params.append(filters.max_price)
     if isinstance(exclude_ids, SamePhotos):
-        clauses.append(
-            f"product_id <> %s AND NOT (product_id = ANY(ARRAY(SELECT same.product_id FROM {ANALYSES} AS same "
-            f"WHERE same.product_id IS NOT NULL AND same.sha256 IN (SELECT own.sha256 FROM {ANALYSES} AS own "
-            f"WHERE own.product_id = %s AND own.sha256 <> ''))))"
-        )
-        params += [exclude_ids.product_id, exclude_ids.product_id]
+        same_sql, same_params = same_photos_sql(exclude_ids.product_id)
+        clauses.append(f"NOT (product_id = ANY({same_sql}))")
+        params += same_params
     elif exclude_ids:
         clauses.append("NOT (product_id = ANY(%s))")
         params.append(sorted(exclude_ids))
@@ -267,11 +264,12 @@ def same_photos_sql(product_id):
             f"AND own.sha256 <> ''))", [product_id, product_id])
 
 
-def look_hits_sql(filters, exclude_ids=(), *, article=TABLE):
+def look_hits_sql(filters, product_id, *, article=TABLE):
     """``(sql, params)`` of a scalar expression over an article row of the look (``article``: the outer query's
     name of the ``DetectedArticle`` table) that is a JSON array of its hits ``[[product_id, distance,
     colour_similarity, colour_name], …]``, best first, for the best article of its photo and category (the one
-    ``recommender.looks.rows_for`` makes the row of), NULL for the others.
+    ``recommender.looks.rows_for`` makes the row of), NULL for the others. ``product_id``: the look's product,
+    excluded with every product showing one of its photos (``SamePhotos``).
 
     It lets the query that reads a look's articles find their products in the same statement: per look category
     one ``UNION ALL`` branch gated by the article's category (so each uses its category's partial HNSW index, the
@@ -290,9 +288,7 @@ def look_hits_sql(filters, exclude_ids=(), *, article=TABLE):
     # for an article without colours too): a LIMIT the planner cannot read makes it cost the branch as a sort of
     # the whole category, and a cost that high turns on JIT compilation, which takes longer than the search.
     policy = [(gender, list(settings.compatible_genders(gender))) for gender in sorted(settings.GENDER_POLICY)]
-    same_photos = isinstance(exclude_ids, SamePhotos)
-    excluded_sql, excluded_params = same_photos_sql(exclude_ids.product_id) if same_photos \
-        else (f"ARRAY(SELECT product_id FROM {TABLE} WHERE false)", [])
+    excluded_sql, excluded_params = same_photos_sql(product_id)
     search = (
         "WITH search AS MATERIALIZED (SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true) IS NOT NULL "
         f"AND set_config('hnsw.ef_search', %s, true) IS NOT NULL AS ready, {excluded_sql} AS excluded, "
@@ -306,7 +302,7 @@ def look_hits_sql(filters, exclude_ids=(), *, article=TABLE):
     colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
     branches, params = [], []
     for category in settings.CATEGORIES:
-        where, where_params = where_clause(category, None, filters, () if same_photos else exclude_ids)
+        where, where_params = where_clause(category, None, filters, ())
         branches.append(
             f"(SELECT * FROM (SELECT DISTINCT ON (product_id) product_id, distance, colour_similarity, colour_name, "
             f"distance + search.colour_weight * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
