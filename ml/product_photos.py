@@ -168,8 +168,13 @@ def augment_like_a_crop(image: Image.Image, rng: np.random.Generator, size: int)
     else:
         mask = None
     canvas.paste(image, (int(rng.integers(0, size - nw + 1)), int(rng.integers(0, size - nh + 1))), mask)
-    # 4. photometric jitter that keeps the colour name: brightness, contrast, mild saturation, blur
-    arr = np.asarray(canvas, dtype=np.float32)
+    # 4. photometric jitter that keeps the colour name
+    return photometric_jitter(canvas, rng)
+
+
+def photometric_jitter(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Brightness, contrast, mild saturation and sometimes blur: changes that keep the colour name."""
+    arr = np.asarray(image, dtype=np.float32)
     arr = arr * rng.uniform(0.8, 1.2)
     mean = arr.mean()
     arr = (arr - mean) * rng.uniform(0.8, 1.2) + mean

@@ -55,6 +55,11 @@ def parse_args(argv=None):
     p.add_argument("--clean-fraction", type=float, default=0.0,
                    help="share of training views that are the clean letterboxed catalogue photo (random flip) "
                         "instead of a crop-like augmentation")
+    p.add_argument("--street", type=Path, default=None, metavar="DIR",
+                   help="street photos with masks (photos/, masks/, labels.txt): the garments of the detector's "
+                        "training split join the article-type loss as a second domain (ml.street_crops)")
+    p.add_argument("--street-fraction", type=float, default=0.25,
+                   help="share of every batch that is street garment crops (with --street)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only N training products (smoke runs)")
     p.add_argument("--study", action="store_true", help="head-only loss comparison on frozen features, then exit")
@@ -68,13 +73,17 @@ def parse_args(argv=None):
 # --------------------------------------------------------------------------------------------
 # Losses (TensorFlow)
 # --------------------------------------------------------------------------------------------
-def proxy_anchor_loss(emb, labels, proxies, alpha=32.0, delta=0.1):
+def proxy_anchor_loss(emb, labels, proxies, alpha=32.0, delta=0.1, valid=None):
+    """``labels``: class codes (B,) or a multi-hot matrix (B, C) — a sample may be a positive of several
+    proxies; ``valid`` (B,): 0 for samples without this label set (neither positive nor negative)."""
     import tensorflow as tf
 
     p = tf.math.l2_normalize(proxies, axis=1)
     sim = tf.matmul(emb, p, transpose_b=True)  # (B, C)
-    pos = tf.one_hot(labels, tf.shape(p)[0])
+    pos = tf.one_hot(labels, tf.shape(p)[0]) if labels.shape.rank == 1 else labels
     neg = 1.0 - pos
+    if valid is not None:
+        pos, neg = pos * valid[:, None], neg * valid[:, None]
     pos_exp = tf.where(pos > 0, tf.exp(-alpha * (sim - delta)), 0.0)
     neg_exp = tf.where(neg > 0, tf.exp(alpha * (sim + delta)), 0.0)
     with_pos = tf.reduce_sum(pos, axis=0) > 0
@@ -128,10 +137,11 @@ class LabelSets:
             self.codes[name] = np.array([index[v] for v in values], dtype=np.int32)
 
 
-def combined_loss(kind, emb, labels, proxies, colour_weight):
+def combined_loss(kind, emb, labels, proxies, colour_weight, valid=(None, None, None)):
     if kind == "proxy_anchor":
-        loss = proxy_anchor_loss(emb, labels[0], proxies[0]) + proxy_anchor_loss(emb, labels[1], proxies[1])
-        return loss + colour_weight * proxy_anchor_loss(emb, labels[2], proxies[2])
+        loss = (proxy_anchor_loss(emb, labels[0], proxies[0], valid=valid[0])
+                + proxy_anchor_loss(emb, labels[1], proxies[1], valid=valid[1]))
+        return loss + colour_weight * proxy_anchor_loss(emb, labels[2], proxies[2], valid=valid[2])
     if kind == "supcon":
         return supcon_loss(emb, labels[0]) + colour_weight * supcon_loss(emb, labels[2])
     return triplet_loss(emb, labels[0]) + colour_weight * triplet_loss(emb, labels[2])
@@ -143,9 +153,13 @@ def combined_loss(kind, emb, labels, proxies, colour_weight):
 class BatchLoader:
     """Background threads producing augmented batches (uint8 images, index arrays)."""
 
-    def __init__(self, products, batch_size, size, seed, steps, workers=2, clean_fraction=0.0):
+    def __init__(self, products, batch_size, size, seed, steps, workers=2, clean_fraction=0.0,
+                 street=(), street_fraction=0.0):
         self.products, self.batch_size, self.size = products, batch_size, size
         self.clean_fraction = clean_fraction
+        # street crops are indexed after the products: index len(products) + i is street[i]
+        self.street = list(street)
+        self.n_street = int(round(batch_size * street_fraction)) if self.street else 0
         self.rng = np.random.default_rng(seed)
         self.steps = steps
         self.queue: queue.Queue = queue.Queue(maxsize=6)
@@ -160,6 +174,12 @@ class BatchLoader:
 
         index, seed = args
         rng = np.random.default_rng(seed)
+        if index >= len(self.products):
+            from ml.street_crops import augment_street_crop
+
+            crop = self.street[index - len(self.products)]
+            return np.asarray(augment_street_crop(crop, rng, self.size, clean=rng.random() < self.clean_fraction),
+                              dtype=np.uint8)
         with Image.open(self.products[index].image_path) as im:
             if rng.random() < self.clean_fraction:
                 view = letterbox(im, self.size)
@@ -172,11 +192,14 @@ class BatchLoader:
     def _produce(self):
         order = self.rng.permutation(len(self.products))
         pos = 0
+        n_products = self.batch_size - self.n_street
         for _ in range(self.steps):
-            if pos + self.batch_size > len(order):
+            if pos + n_products > len(order):
                 order, pos = self.rng.permutation(len(self.products)), 0
-            idx = order[pos:pos + self.batch_size]
-            pos += self.batch_size
+            idx = order[pos:pos + n_products]
+            pos += n_products
+            if self.n_street:
+                idx = np.concatenate([idx, len(self.products) + self.rng.choice(len(self.street), self.n_street)])
             seeds = self.rng.integers(0, 2**63 - 1, size=len(idx))
             images = np.stack(list(self.pool.map(self._one, zip(idx, seeds))))
             self.queue.put((images, idx))
@@ -205,6 +228,27 @@ def build_trainable(size, dim, train_from, weights="imagenet"):
         if idx is not None:
             layer.trainable = idx >= train_from
     return model
+
+
+def street_label_tables(labels: LabelSets, street):
+    """Per label set, a (products + street crops, classes) multi-hot matrix and a validity vector: a
+    product is a one-hot positive of its class in all three sets; a street crop is a positive of every
+    article type its fine label accepts and takes no part in the gender+type and colour sets."""
+    tables = []
+    for name in LabelSets.NAMES:
+        n_classes = len(labels.vocab[name])
+        codes = labels.codes[name]
+        matrix = np.zeros((len(codes) + len(street), n_classes), np.float32)
+        matrix[np.arange(len(codes)), codes] = 1.0
+        valid = np.zeros(len(codes) + len(street), np.float32)
+        valid[:len(codes)] = 1.0
+        if name == "article_type":
+            index = {v: i for i, v in enumerate(labels.vocab[name])}
+            for i, crop in enumerate(street):
+                matrix[len(codes) + i, [index[t] for t in crop.article_types]] = 1.0
+            valid[len(codes):] = 1.0
+        tables.append((matrix, valid))
+    return tables
 
 
 def _log(path: Path, record: dict):
@@ -290,6 +334,13 @@ def train(args):
     log_path = Path(str(out) + ".log")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
+    street = []
+    if args.street:
+        if args.loss != "proxy_anchor":
+            raise SystemExit("--street needs --loss proxy_anchor (a street crop is a positive of several article types)")
+        from ml.street_crops import load_street_crops
+
+        street = load_street_crops(args.street, labels.vocab["article_type"])
     model = build_trainable(args.size, args.dim, args.train_from)
     n_classes = [len(labels.vocab[n]) for n in LabelSets.NAMES]
     init = np.random.default_rng(args.seed)
@@ -328,14 +379,21 @@ def train(args):
     # jump the schedules to the resumed step
     for opt in (opt_backbone, opt_head, opt_proxy):
         opt.iterations.assign(start_epoch * steps_per_epoch)
-    codes = [tf.constant(labels.codes[n]) for n in LabelSets.NAMES]
+    if street:
+        tables = street_label_tables(labels, street)
+        codes = [tf.constant(m) for m, _ in tables]
+        valids = [tf.constant(v) for _, v in tables]
+    else:
+        codes = [tf.constant(labels.codes[n]) for n in LabelSets.NAMES]
+        valids = None
 
     @tf.function(reduce_retracing=True)
     def step(images, idx):
         batch_labels = [tf.gather(c, idx) for c in codes]
+        batch_valid = [tf.gather(v, idx) for v in valids] if valids else (None, None, None)
         with tf.GradientTape() as tape:
             emb = model(images, training=False)
-            loss = combined_loss(args.loss, emb, batch_labels, proxies, args.colour_weight)
+            loss = combined_loss(args.loss, emb, batch_labels, proxies, args.colour_weight, batch_valid)
         grads = tape.gradient(loss, backbone_vars + head_vars + proxies)
         nb, nh = len(backbone_vars), len(head_vars)
         opt_backbone.apply_gradients(zip(grads[:nb], backbone_vars))
@@ -343,7 +401,10 @@ def train(args):
         opt_proxy.apply_gradients(zip(grads[nb + nh:], proxies))
         return loss
 
+    from collections import Counter
+
     _log(log_path, {"event": "start", "train_products": len(train_set), "held_out": len(held),
+                    "street_crops": dict(Counter(c.category for c in street)),
                     "classes": dict(zip(LabelSets.NAMES, n_classes)), "args": {k: str(v) for k, v in vars(args).items()},
                     "trainable_params": int(sum(np.prod(v.shape) for v in model.trainable_variables))})
     from tqdm import tqdm
@@ -351,7 +412,7 @@ def train(args):
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         loader = BatchLoader(train_set, args.batch_size, args.size, seed=args.seed * 1000 + epoch, steps=steps_per_epoch,
-                             clean_fraction=args.clean_fraction)
+                             clean_fraction=args.clean_fraction, street=street, street_fraction=args.street_fraction)
         losses = []
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=30)
         for images, idx in bar:
