@@ -295,6 +295,12 @@ def markdown(report, json_path=None):
                        f"{_fmt(only['p95_ms'])} ms, {queries.get('median')} SQL statements (median), "
                        f"{_fmt(only['rows_per_look'])} rows per look.")
             out.append("")
+        plan = widget.get("look_statement_plan")
+        if plan:
+            out.append(f"The look statement as planned (`EXPLAIN`, product {plan['product']}): estimated total cost "
+                       f"{_fmt(plan['estimated_total_cost'])} against `jit_above_cost` {_fmt(plan['jit_above_cost'])} "
+                       f"(jit {plan['jit']}): {'**JIT-compiled on every page**' if plan['would_jit'] else 'no JIT'}.")
+            out.append("")
 
     pipeline = report.get("pipeline")
     if pipeline:

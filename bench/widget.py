@@ -102,6 +102,34 @@ def _look_for_only(product_ids, progress):
             "rows_per_look": float(np.mean(rows)) if rows else None}
 
 
+def look_statement_plan(product_id):
+    """The planner's view of the look statement of one product (``EXPLAIN``, not run): its estimated total
+    cost next to ``jit_above_cost`` and whether PostgreSQL would JIT-compile it. A cost past that threshold
+    makes every page pay for compiling the statement (tens of ms) though it runs in a few."""
+    import json
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.models import Product
+    from recommender.looks import look_for
+
+    product = Product.objects.get(pk=product_id)
+    with CaptureQueriesContext(connection) as captured:
+        look_for(product)
+    statements = [q["sql"] for q in captured.captured_queries if "look_hits" in q["sql"]]
+    if not statements:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('jit'), current_setting('jit_above_cost')::float")
+        jit, jit_above_cost = cursor.fetchone()
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statements[0])
+        plan = cursor.fetchone()[0]
+    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+    return {"product": product_id, "estimated_total_cost": plan["Plan"]["Total Cost"], "jit": jit,
+            "jit_above_cost": jit_above_cost, "would_jit": "JIT" in plan}
+
+
 def run(look_product_ids, *, pages=200, warmup=10, progress=True):
     from django.core.cache import cache
     from django.test.utils import override_settings
@@ -124,4 +152,6 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True):
         get(product_id)
     result["cache_on"] = _measure(get, product_ids, "page (cache on)", progress)
     cache.clear()
+    if product_ids:
+        result["look_statement_plan"] = look_statement_plan(product_ids[0])
     return result

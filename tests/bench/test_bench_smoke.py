@@ -88,10 +88,14 @@ def test_widget_pages(report):
     only = widget["look_for_only"]
     assert only["calls"] == LOOKS and only["rows_per_look"] == 3  # every look product has three article rows
     assert only["sql_queries"]["median"] < widget["cache_off"]["sql_queries_per_page"]["median"]
+    plan = widget["look_statement_plan"]  # EXPLAIN of the real look statement: the planner's cost and JIT decision
+    assert plan["estimated_total_cost"] > 0 and plan["jit_above_cost"] > 0
+    assert plan["would_jit"] == (plan["jit"] == "on" and plan["estimated_total_cost"] > plan["jit_above_cost"])
 
 
 def test_markdown_and_cleanup(report):
     markdown = report["_markdown"]
+    assert "The look statement as planned" in markdown
     assert "## Targets" in markdown and "## Vector search" in markdown and "Recall–latency" in markdown
     from bench.database import connect
 
