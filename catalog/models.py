@@ -25,6 +25,12 @@ class Gender(models.TextChoices):
 OUTFIT_CATEGORY = "Outfit"
 
 
+#: a product image as a JSON object, and the display order (primary first), for the one-query image readers below
+IMAGE_JSON = ("jsonb_build_object('id', id, 'file', file, 'position', position, 'is_primary', is_primary, "
+              "'width', width, 'height', height, 'sha256', sha256)")
+IMAGE_ORDER = "is_primary DESC, position, id"
+
+
 class ProductQuerySet(models.QuerySet):
     def active(self):
         return self.filter(is_active=True)
@@ -41,10 +47,17 @@ class ProductQuerySet(models.QuerySet):
         # written out: the equivalent Subquery(JSONObject(...)) costs more to compile than to run
         image, product = ProductImage._meta.db_table, Product._meta.db_table
         return self.annotate(card_image=RawSQL(
-            f'SELECT jsonb_build_object(\'id\', id, \'file\', file, \'position\', position, \'is_primary\', '
-            f'is_primary, \'width\', width, \'height\', height, \'sha256\', sha256) FROM "{image}" '
-            f'WHERE "{image}".product_id = "{product}".id ORDER BY is_primary DESC, position, id LIMIT 1',
+            f'SELECT {IMAGE_JSON} FROM "{image}" '
+            f'WHERE "{image}".product_id = "{product}".id ORDER BY {IMAGE_ORDER} LIMIT 1',
             [], output_field=models.JSONField()))
+
+    def with_images(self):
+        """Every image, in display order, read in the same query (``image_rows``; the product page):
+        ``ordered_images`` and ``primary_image`` use it when the images are not prefetched."""
+        image, product = ProductImage._meta.db_table, Product._meta.db_table
+        return self.annotate(image_rows=RawSQL(
+            f'SELECT coalesce(jsonb_agg({IMAGE_JSON} ORDER BY {IMAGE_ORDER}), \'[]\'::jsonb) FROM "{image}" '
+            f'WHERE "{image}".product_id = "{product}".id', [], output_field=models.JSONField()))
 
 
 class Product(models.Model):
@@ -114,12 +127,21 @@ class Product(models.Model):
     @property
     def primary_image(self):
         card_image = getattr(self, "card_image", False)
-        if card_image is not False and "images" not in getattr(self, "_prefetched_objects_cache", {}):
+        if card_image is not False and not self._images_prefetched():
             return ProductImage(product=self, **card_image) if card_image else None  # ``with_card_image``
-        images = list(self.images.all())
-        if not images:
-            return None
-        return sorted(images, key=lambda image: (not image.is_primary, image.position, image.id))[0]
+        images = self.ordered_images
+        return images[0] if images else None
+
+    @property
+    def ordered_images(self):
+        """Every image, primary first, then by position (no query after ``with_images`` or a prefetch)."""
+        rows = getattr(self, "image_rows", None)
+        if rows is not None and not self._images_prefetched():
+            return [ProductImage(product=self, **row) for row in rows]
+        return sorted(self.images.all(), key=lambda image: (not image.is_primary, image.position, image.id))
+
+    def _images_prefetched(self):
+        return "images" in getattr(self, "_prefetched_objects_cache", {})
 
 
 def product_image_path(instance, filename):

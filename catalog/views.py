@@ -52,7 +52,7 @@ class ProductDetailView(DetailView):
     context_object_name = "product"
 
     def get_queryset(self):
-        return Product.objects.with_primary_image()
+        return Product.objects.with_images()
 
     def get_object(self, queryset=None):
         product = get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
@@ -69,7 +69,7 @@ class ProductDetailView(DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         product = self.object
-        images = sorted(product.images.all(), key=lambda image: (not image.is_primary, image.position, image.id))
+        images = product.ordered_images
         context.update(
             images=images,
             main_image=images[0] if images else None,

@@ -94,6 +94,30 @@ def test_pagination_keeps_the_filters(client, make_product):
 
 
 @pytest.mark.django_db
+def test_images_read_with_the_product_come_in_gallery_order_without_another_query(shop, add_image,
+                                                                                    django_assert_num_queries):
+    from catalog_helpers import image_bytes
+
+    from catalog.models import Product
+
+    dress, bag = shop["dress"], shop["bag"]
+    back = add_image(dress, image_bytes(size=(40, 60), colour=(10, 200, 10)), position=0, is_primary=False)
+    front = add_image(dress, image_bytes(size=(64, 48), colour=(200, 10, 10)), position=5, is_primary=True)
+    side = add_image(dress, image_bytes(size=(50, 50), colour=(10, 10, 200)), position=1, is_primary=False)
+    expected = [front.pk, back.pk, side.pk]  # primary first, then by position
+    with django_assert_num_queries(1):
+        products = {p.pk: p for p in Product.objects.with_images().filter(pk__in=[dress.pk, bag.pk])}
+        images = products[dress.pk].ordered_images
+        assert [image.pk for image in images] == expected
+        assert [(image.width, image.height) for image in images] == [(front.width, front.height), (back.width, back.height),
+                                                                     (side.width, side.height)]
+        assert images[0].file.url == front.file.url and products[dress.pk].primary_image.pk == front.pk
+        assert products[bag.pk].ordered_images == [] and products[bag.pk].primary_image is None
+    prefetched = Product.objects.with_primary_image().get(pk=dress.pk)
+    assert [image.pk for image in prefetched.ordered_images] == expected
+
+
+@pytest.mark.django_db
 def test_product_page_shows_its_gallery_and_details(client, shop, add_image):
     dress = shop["dress"]
     first = add_image(dress, is_primary=True)

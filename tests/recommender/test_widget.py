@@ -99,16 +99,21 @@ def test_articles_without_any_candidate_are_left_out(look, rng):
     assert render(women_only).strip() == ""
 
 
-def test_the_demo_product_page_with_the_widget_costs_five_queries(stocked, client, settings,
+def test_the_demo_product_page_with_the_widget_costs_four_queries(stocked, client, settings,
                                                                    django_assert_num_queries):
-    """Cache off: the product and its images (gallery), ONE statement for the look's articles and the products
-    of every row, the cards' products with their first image, and "more like this" with theirs."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    """Cache off: the product with its images (gallery), ONE statement for the look's articles and the products
+    of every row, the cards' products with their first image, and "more like this" with theirs.
+    Cache on: the product with its images and "more like this"."""
     url = stocked["product"].get_absolute_url()
     client.get(url)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(2):
+        cached = client.get(url).content.decode()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    client.get(url)
+    with django_assert_num_queries(4):
         response = client.get(url)
     html = response.content.decode()
     assert response.status_code == 200 and len(re.findall(r'class="btl__card"', html)) == 12
     shown = [p for p in stocked["tops"] if f'data-product="{p.pk}"' in html]
     assert len(shown) == 6 and all(p.primary_image.file.url in html for p in shown)  # each card shows its photo
+    assert len(re.findall(r'class="btl__card"', cached)) == 12
