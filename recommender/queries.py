@@ -207,6 +207,19 @@ def category_vote(cursor, embedding, *, genders, filters, model_version=None, ne
     return row[0] if row else None
 
 
+def _search_branch(*, vector, colour_sql, colour_weight, where, head=""):
+    """One article's search as a ``UNION ALL`` branch: the ``LIMIT %s`` nearest candidates along the HNSW index,
+    scored ``distance + colour_weight × (1 − colour similarity)``, the best-scored row of each product (several
+    photos of one product fold into one card), the ``LIMIT %s`` best products. ``vector``, ``colour_sql``,
+    ``colour_weight``: SQL expressions; ``where``: the candidates' condition; ``head``: columns before
+    ``product_id`` in the result. Its last two parameters are the number of candidates and k."""
+    return (f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {head}product_id, distance, colour_similarity, "
+            f"colour_name, distance + {colour_weight} * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
+            f"SELECT product_id, embedding <=> {vector} AS distance, {colour_sql} AS colour_similarity, colour_name "
+            f"FROM {TABLE} AS candidate WHERE {where} ORDER BY {index_order(vector)} LIMIT %s) AS candidates "
+            f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)")
+
+
 def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
     """``[[Hit, …] per query]``: the approximate searches of all ``queries`` in one SQL
     statement, then an exact search for each article whose approximate search found fewer than k (a filter
@@ -230,14 +243,8 @@ def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
             candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 else limit
         else:
             colour_sql, colour_params, candidates = "NULL::float8", [], limit
-        # the best-scored row of each product (several photos of one product fold into one card)
-        branches.append(
-            f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {index} AS article, product_id, distance, "
-            f"colour_similarity, colour_name, distance + %s * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
-            f"SELECT product_id, embedding <=> %s AS distance, {colour_sql} AS colour_similarity, colour_name "
-            f"FROM {TABLE} WHERE search_settings.ready AND {where} ORDER BY {index_order()} LIMIT %s) AS candidates "
-            f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
-        )
+        branches.append(_search_branch(vector="%s", colour_sql=colour_sql, colour_weight="%s",
+                                       where=f"search_settings.ready AND {where}", head=f"{index} AS article, "))
         row_weight = weight if query.colour is not None else 0.0
         params += [row_weight, vector, *colour_params, *where_params, vector, candidates, filters.k]
     cursor.execute(SEARCH_SETTINGS + f"SELECT article, product_id, distance, colour_similarity, colour_name "
@@ -303,16 +310,11 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
     branches, params = [], []
     for category in settings.CATEGORIES:
         where, where_params = where_clause(category, None, filters, ())
-        branches.append(
-            f"(SELECT * FROM (SELECT DISTINCT ON (product_id) product_id, distance, colour_similarity, colour_name, "
-            f"distance + search.colour_weight * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
-            f"SELECT product_id, embedding <=> {row}.embedding AS distance, {colour_sql} AS colour_similarity, "
-            f"colour_name FROM {TABLE} AS candidate WHERE {row}.category = %s AND search.ready AND {where} "
-            f"AND NOT (product_id = ANY(search.excluded)) AND (search.genders IS NULL OR gender = ANY(search.genders)) "
-            f"AND ({row}.model_version = '' OR model_version = {row}.model_version) "
-            f"ORDER BY {index_order(f'{row}.embedding')} LIMIT %s) AS candidates "
-            f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)"
-        )
+        branches.append(_search_branch(
+            vector=f"{row}.embedding", colour_sql=colour_sql, colour_weight="search.colour_weight",
+            where=f"{row}.category = %s AND search.ready AND {where} AND NOT (product_id = ANY(search.excluded)) "
+                  f"AND (search.genders IS NULL OR gender = ANY(search.genders)) "
+                  f"AND ({row}.model_version = '' OR model_version = {row}.model_version)"))
         params += [category, *where_params, candidates, filters.k]
     # the best article of its photo and category: no other one there is more confident (ties: the lower id)
     best = (f"NOT EXISTS (SELECT 1 FROM {TABLE} AS better WHERE better.analysis_id = {row}.analysis_id "
