@@ -2,7 +2,7 @@
 
     python -m ml.evaluate street-to-shop --data ../shared/data/street \
         --catalogue-styles ../shared/data/products/styles.csv --catalogue-images ../shared/data/products/images \
-        [--mode look|crop|variants] [--split val|all] [--k 10] [--weights DETECTOR] [--json OUT]
+        [--mode look|crop|variants] [--split val|all] [--k 10] [--weights DETECTOR] [--embedder-weights W] [--json OUT]
 
 Street photos with garment masks (``photos/``, ``masks/``, ``labels.txt``; by default the detector's
 validation split, ``ml.detection_data.split``). The *garments* of a photo are the boxes
@@ -398,6 +398,8 @@ def add_arguments(parser):
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--gender", default=None, help="treat every photo as this product gender (default: predicted)")
     parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the committed ones)")
+    parser.add_argument("--embedder-weights", type=Path, default=None,
+                        help="embedder weights (default: the committed ones), e.g. a training run's output")
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos (quick checks)")
     parser.add_argument("--cache-dir", type=Path, default=Path("build/street_to_shop"),
                         help="catalogue embeddings and derived boxes are cached here")
@@ -421,7 +423,10 @@ def run(args) -> dict:
         names = names[: args.limit]
     garments = garments_of(args.data, names, boxes)
     acceptable = street_to_catalogue()
-    parts = parts_from_paths(detector=ArticleDetector(args.weights) if args.weights else None)
+    from ml.embed import Embedder
+
+    parts = parts_from_paths(detector=ArticleDetector(args.weights) if args.weights else None,
+                             embedder=Embedder(args.embedder_weights) if args.embedder_weights else None)
     catalogue = Catalogue(args.catalogue_styles, args.catalogue_images, parts.embedder, args.cache_dir)
     result = {"mode": args.mode, "data": str(args.data), "split": args.split, "photos": len(names),
               "garments": len(garments), "k": args.k, "catalogue_products": len(catalogue.products),
