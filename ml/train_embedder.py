@@ -306,14 +306,11 @@ def fit_proxies(proxies, embeddings, labels, args, steps=1500):
 
 def hold_out_check(model, train, held, size, limit_queries=None):
     """Retrieval metrics (no filters, k=10) of the current model: train side as catalogue."""
-    from ml.evaluation.retrieval import evaluate_embeddings
+    from ml.evaluation.retrieval import evaluate_embeddings, headline
 
     queries = held[:limit_queries] if limit_queries else held
-    metrics = evaluate_embeddings(clean_embeddings(model, train, size), train,
-                                  clean_embeddings(model, queries, size), queries, 10, "none")
-    f = metrics["frequent_article_types"]
-    return {"articleType_p@10": f["articleType"]["precision@10"], "articleType_all10": f["articleType"]["tol0"],
-            "gender+articleType_all10": f["gender+articleType"]["tol0"], "baseColour_p@10": f["baseColour"]["precision@10"]}
+    return headline(evaluate_embeddings(clean_embeddings(model, train, size), train,
+                                        clean_embeddings(model, queries, size), queries, 10, "none"))
 
 
 def train(args):

@@ -16,7 +16,10 @@ When the catalogue and the query CSV/images are the same, the fixed 20 % hold-ou
 80 % the catalogue, so a query never retrieves itself. ``--filters`` restricts the candidates as
 the shop does: by the query's true gender and/or look category, or by ``predicted`` gender and
 article type (a kNN vote of the same embeddings over the catalogue, as search-by-photo must do
-without labels). ``--query-transform`` evaluates on resized or padded copies of the queries.
+without labels). ``--query-transform`` evaluates on resized or padded copies of the queries, or on
+``cross-domain`` copies: each query re-shot as another photographer might (``cross_domain_view``: portrait
+3:4 frame, another background, another scale and place, a colour cast, JPEG); with a transform the clean
+queries' figures and the gap between the two are reported as well.
 ``--model both`` prints the ImageNet baseline and the fine-tuned embedder side by side.
 """
 from __future__ import annotations
@@ -191,8 +194,9 @@ def add_arguments(parser):
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--model", default="both", choices=("imagenet", "finetuned", "both"))
     parser.add_argument("--weights", type=Path, default=None, help="fine-tuned weights (default: the committed ones)")
-    parser.add_argument("--query-transform", default="none", choices=("none", "pad", "resize"),
-                        help="pad: query shrunk to 60%% on a white canvas; resize: query squashed to 3:4 at half size")
+    parser.add_argument("--query-transform", default="none", choices=QUERY_TRANSFORMS,
+                        help="pad: query shrunk to 60%% on a white canvas; resize: query squashed to 3:4 at half size; "
+                             "cross-domain: another photographer's shot of it (cross_domain_view, fixed per query)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries (quick runs)")
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -207,11 +211,68 @@ def add_arguments(parser):
                         help="visual candidates re-ranked by colour (the look query's candidate count)")
 
 
-def transform_query(image, how: str):
+QUERY_TRANSFORMS = ("none", "pad", "resize", "cross-domain")
+
+
+def cross_domain_view(image, seed: int):
+    """The product photo as another photographer's shot (deterministic for a ``seed``): the studio background
+    replaced by a plain wall colour or a low-chroma textured scene, the product at 55–90 % of a portrait 3:4
+    frame (240–480 px high), off-centre, under a colour cast with other brightness and contrast, saved as a
+    JPEG of quality 35–75."""
+    import io
+
+    from PIL import Image, ImageFilter
+
+    from ml.product_photos import _foreground_mask
+
+    rng = np.random.default_rng(seed)
+    image = image.convert("RGB")
+    height = int(rng.integers(240, 481))
+    width = height * 3 // 4
+    if rng.random() < 0.5:  # a plain wall: light to mid grey / beige, slightly tinted
+        level = rng.integers(110, 236)
+        colour = tuple(int(np.clip(level + t, 0, 255)) for t in rng.integers(-20, 21, size=3))
+        canvas = Image.new("RGB", (width, height), colour)
+    else:  # a street or shop scene out of focus: smoothed low-chroma noise
+        level = rng.integers(50, 210)
+        grey = rng.normal(level, 45, size=(height // 12 + 1, width // 12 + 1, 1))
+        tint = rng.normal(0, 10, size=(height // 12 + 1, width // 12 + 1, 3))
+        noise = (grey + tint).clip(0, 255).astype(np.uint8)
+        canvas = Image.fromarray(noise).resize((width, height), Image.BILINEAR).filter(ImageFilter.GaussianBlur(6))
+    scale = rng.uniform(0.55, 0.9) * min(width / image.width, height / image.height)
+    product = image.resize((max(8, round(image.width * scale)), max(8, round(image.height * scale))), Image.BILINEAR)
+    x = int(rng.integers(0, width - product.width + 1))
+    y = int(rng.integers(0, height - product.height + 1))
+    # the cut-out: the coarse studio-background mask, minus near-white pixels along its edge (no white rim)
+    coarse = _foreground_mask(product)
+    band = 2 * max(1, min(product.size) // 30) + 1
+    inner = np.asarray(coarse.filter(ImageFilter.MinFilter(band))) > 127
+    light = np.asarray(product, dtype=np.int16).min(axis=2) >= 215
+    keep = inner | ((np.asarray(coarse) > 127) & ~light)
+    mask = Image.fromarray((keep * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8))
+    canvas.paste(product, (x, y), mask)
+    arr = np.asarray(canvas, dtype=np.float32) * rng.uniform(0.9, 1.1, size=3)  # white balance
+    mean = arr.mean()
+    arr = (arr - mean) * rng.uniform(0.85, 1.15) + mean * rng.uniform(0.85, 1.15)
+    buffer = io.BytesIO()
+    Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=int(rng.integers(35, 76)))
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def query_seed(product) -> int:
+    """A fixed seed per query product (the same view in every run and for every model)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"cross-domain:{product.id}".encode()).digest()[:8], "big")
+
+
+def transform_query(image, how: str, seed: int = 0):
     from PIL import Image
 
     if how == "none":
         return image
+    if how == "cross-domain":
+        return cross_domain_view(image, seed)
     w, h = image.size
     if how == "pad":
         canvas = Image.new("RGB", (w, h), (255, 255, 255))
@@ -221,6 +282,13 @@ def transform_query(image, how: str):
     if how == "resize":
         return image.resize((max(1, w // 2), max(1, int(w // 2 * 4 / 3))), Image.BILINEAR)
     raise ValueError(how)
+
+
+def headline(metrics) -> dict:
+    """The figures the targets are set on (queries of frequent article types)."""
+    f = metrics["frequent_article_types"]
+    return {"articleType_all10": f["articleType"]["tol0"], "gender+articleType_all10": f["gender+articleType"]["tol0"],
+            "articleType_p@10": f["articleType"]["precision@10"], "baseColour_p@10": f["baseColour"]["precision@10"]}
 
 
 def _embed_products(embedder, products, transform="none", batch_size=32, desc="embedding", cache_dir=None):
@@ -242,7 +310,7 @@ def _embed_products(embedder, products, transform="none", batch_size=32, desc="e
     out, seconds = [], 0.0
     for start in tqdm(range(0, len(products), 256), desc=desc, unit="x256", leave=False):
         chunk = products[start:start + 256]
-        images = [transform_query(Image.open(p.image_path).convert("RGB"), transform) for p in chunk]
+        images = [transform_query(Image.open(p.image_path).convert("RGB"), transform, query_seed(p)) for p in chunk]
         t = time.perf_counter()
         out.append(embedder.embed(images, batch_size=batch_size))
         seconds += time.perf_counter() - t
@@ -273,7 +341,7 @@ def _colour_products(products, transform="none", desc="colour", cache_dir=None):
     descriptors, names = [], []
     for p in tqdm(products, desc=desc, unit="photo", leave=False):
         with Image.open(p.image_path) as img:
-            colour = reader.read(transform_query(img.convert("RGB"), transform), [None])[0]
+            colour = reader.read(transform_query(img.convert("RGB"), transform, query_seed(p)), [None])[0]
         descriptors.append(colour.descriptor)
         names.append(colour.main)
     descriptors = np.stack(descriptors).astype(np.float32)
@@ -334,6 +402,13 @@ def run(args) -> dict:
             "images_per_second": round((len(catalogue) + len(queries)) / (len(catalogue) / ips_cat + len(queries) / ips_q), 1),
             **metrics,
         }
+        if args.query_transform != "none":  # the same queries as they are, and how much the transform costs
+            clean_emb, _ = _embed_products(embedder, queries, "none", args.batch_size, f"{name}: clean queries",
+                                           args.cache_dir)
+            clean = headline(evaluate_embeddings(cat_emb, catalogue, clean_emb, queries, args.k, args.filters))
+            moved = headline(metrics)
+            result["models"][name]["clean_queries"] = clean
+            result["models"][name]["gap_clean_minus_transformed"] = {k: round(clean[k] - moved[k], 4) for k in clean}
         if weights:
             from ml.colour import ColourReader
 

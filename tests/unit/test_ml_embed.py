@@ -208,3 +208,20 @@ def test_imagenet_baseline_embedder():
     vectors = ImageNetEmbedder().embed(_fixture_images())
     assert vectors.shape == (3, 1280)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_cross_domain_view_is_another_photographers_fixed_shot():
+    from ml.evaluation.retrieval import cross_domain_view, query_seed, transform_query
+    from ml.product_photos import Product
+
+    shoe = Image.open(FIXTURES / "mobilenet_shoe.png").convert("RGB")
+    view = cross_domain_view(shoe, 7)
+    assert view.mode == "RGB" and 240 <= view.height <= 480 and abs(view.width / view.height - 0.75) < 0.01  # portrait 3:4
+    corners = np.asarray(view)[[0, 0, -1, -1], [0, -1, 0, -1]]
+    assert not (corners >= 250).all()  # the white studio background is gone
+    assert np.array_equal(np.asarray(view), np.asarray(cross_domain_view(shoe, 7)))  # fixed per seed
+    assert not np.array_equal(np.asarray(view), np.asarray(cross_domain_view(shoe, 8)))
+    product = Product("1163", "Men", "", "", "Tshirts", "Blue", Path("1163.jpg"))
+    other = Product("1164", "Men", "", "", "Tshirts", "Blue", Path("1164.jpg"))
+    assert query_seed(product) == query_seed(product) != query_seed(other)
+    assert np.array_equal(np.asarray(transform_query(shoe, "cross-domain", 7)), np.asarray(view))
