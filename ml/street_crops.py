@@ -30,6 +30,7 @@ class StreetCrop:
     category: str
     fine_label: str
     article_types: tuple  # acceptable catalogue article types
+    photo: str = ""  # the street photo's name
 
 
 def load_street_crops(data_dir, article_types, cache_dir="build", progress=True) -> list[StreetCrop]:
@@ -67,7 +68,7 @@ def load_street_crops(data_dir, article_types, cache_dir="build", progress=True)
                 crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))),
                                    Image.BILINEAR)
             box = ((x1 - left) * scale, (y1 - top) * scale, (x2 - left) * scale, (y2 - top) * scale)
-            out.append(StreetCrop(crop, box, g.category, g.fine_label, types))
+            out.append(StreetCrop(crop, box, g.category, g.fine_label, types, name))
     return out
 
 

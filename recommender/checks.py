@@ -20,6 +20,9 @@ def check_settings(app_configs, **kwargs):
     if unknown:
         messages.append(Error(f"BUY_THE_LOOK['CATEGORIES'] has unknown look categories {unknown}",
                               id="recommender.E003"))
+    if settings.WHOLE_PHOTO_CATEGORY not in ("head", "vote"):
+        messages.append(Error(f"BUY_THE_LOOK['WHOLE_PHOTO_CATEGORY'] must be \"head\" or \"vote\", "
+                              f"not {settings.WHOLE_PHOTO_CATEGORY!r}", id="recommender.E004"))
     for gender, allowed in settings.GENDER_POLICY.items():
         crossing = {"Men": "Women", "Women": "Men"}.get(gender)
         if crossing and crossing in allowed:

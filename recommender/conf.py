@@ -65,6 +65,11 @@ DEFAULTS = {
     # size, made by ``manage.py halfvec_indexes``) instead of the float ones; candidates are re-ordered by their
     # full-precision distance. Measured in docs/benchmarks-1m.md (recall, size, latency).
     "HALFVEC": False,
+    # The look category of a visitor's photo searched as a whole (nothing detected in it, or a close-up whose
+    # detections missed what it shows): "head" — the embedder's category head (``ml.category_head``, trained on
+    # catalogue photos and street garment crops) when it has one for the embedder in use, else the vote; "vote" —
+    # the category most common among the shop's 10 nearest articles (only categories the shop has).
+    "WHOLE_PHOTO_CATEGORY": "head",
     # Rows the approximate search fetches per wanted recommendation before duplicates of a product
     # (several images of one product) are folded; the exact fallback runs when fewer than k remain.
     "OVERFETCH": 3,

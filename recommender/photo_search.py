@@ -2,8 +2,8 @@
 
 The photo goes through the same pipeline as a product photo, except that articles are looked for whatever
 the pose gate says (visitors' photos are often half-body shots or close-ups). When no article is found the
-whole photo is searched as one article of the look category its nearest inventory articles vote for (or the
-visitor's ``category``). Nothing of the photo is stored.
+whole photo is searched as one article of the look category predicted for it (``predicted_category``) or the
+visitor's ``category``. Nothing of the photo is stored.
 """
 from __future__ import annotations
 
@@ -40,7 +40,14 @@ CATEGORY_VOTE_NEIGHBOURS = 10
 
 
 def predicted_category(embedding, gender, embedder_version, filters):
-    """The look category of a whole photo: the vote of its nearest inventory articles (None: no inventory)."""
+    """The look category of a whole photo (``WHOLE_PHOTO_CATEGORY``): the embedder's category head when it has
+    one (``ml.category_head``), else the vote of its nearest inventory articles (None: no inventory)."""
+    if settings.WHOLE_PHOTO_CATEGORY == "head":
+        from ml.category_head import default_head
+
+        head = default_head()
+        if head.available_for(embedder_version):
+            return head.predict([embedding])[0][0]
     with replica.look_reads() as db, db.cursor() as cursor:
         return category_vote(cursor, embedding, genders=settings.compatible_genders(gender), filters=filters,
                              model_version=embedder_version, neighbours=CATEGORY_VOTE_NEIGHBOURS)

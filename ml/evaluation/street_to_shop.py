@@ -173,6 +173,14 @@ def category_vote(catalogue, vector, gender, neighbours=CATEGORY_VOTE_NEIGHBOURS
     return min(counts, key=lambda c: (-counts[c], first[c]))
 
 
+def whole_photo_category(head, catalogue, vector, gender, embedder_version):
+    """``recommender.photo_search.predicted_category``: the category head of the embedder when there is one for
+    its version (``ml.category_head``), else the vote of the nearest catalogue products."""
+    if head is not None and head.available_for(embedder_version):
+        return head.predict([vector])[0][0]
+    return category_vote(catalogue, vector, gender)
+
+
 def _type_share(catalogue, hits, acceptable) -> float:
     if len(hits) == 0:
         return 0.0
@@ -241,7 +249,7 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
     return records, photos
 
 
-def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True):
+def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True, head=None):
     from PIL import Image
     from tqdm import tqdm
 
@@ -264,10 +272,15 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         record = {"photo": g.photo, "category": g.category, "fine_label": g.fine_label,
                   "answered": g.category in rows, "fallback_whole_photo": not rows, "vote_row": False,
                   "row_categories": sorted(rows), "gender": analysis.gender, "full_shot": analysis.is_full_shot,
-                  # diagnosis: what the whole photo's vote would say, whether or not it is used
-                  "whole_photo_vote": category_vote(catalogue, analysis.image_embedding, analysis.gender)}
+                  # diagnosis: what the whole photo's category is said to be, whether or not it is used
+                  "whole_photo_vote": whole_photo_category(head, catalogue, analysis.image_embedding,
+                                                           analysis.gender, parts.embedder.version),
+                  "knn_vote": category_vote(catalogue, analysis.image_embedding, analysis.gender)}
         voted = record["whole_photo_vote"]
         record["vote_right"] = voted == g.category
+        # the cost of the extra row: a close-up whose whole photo is called something it is not gets a wrong row
+        record["wrong_extra_row"] = bool(rows and not analysis.is_full_shot and voted and voted not in rows
+                                         and voted != g.category)
         if g.category in rows:
             hits = catalogue.nearest(rows[g.category][0].embedding, k, g.category, analysis.gender)
         elif rows and not analysis.is_full_shot and voted == g.category:
@@ -289,6 +302,19 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
             record["types"] = [str(catalogue.article_type[i]) for i in hits]
         records.append(record)
     return records
+
+
+def _vote_summary(records, categories):
+    """Per garment category: how often the whole photo's category (used) and the nearest products' vote are right."""
+    out = {}
+    for category in ("all", *categories):
+        rs = [r for r in records if category in ("all", r["category"])]
+        if rs:
+            out[category] = {"garments": len(rs),
+                             "used": round(float(np.mean([r["whole_photo_vote"] == r["category"] for r in rs])), 4),
+                             "knn_vote": round(float(np.mean([r["knn_vote"] == r["category"] for r in rs])), 4),
+                             "wrong_extra_row": round(float(np.mean([r["wrong_extra_row"] for r in rs])), 4)}
+    return out
 
 
 def crop_variant(photo, mask, category_ids, box, how):
@@ -398,6 +424,9 @@ def add_arguments(parser):
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--gender", default=None, help="treat every photo as this product gender (default: predicted)")
     parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the committed ones)")
+    parser.add_argument("--category-head", default="default",
+                        help="crop mode: the whole-photo category head (ml.category_head; default: the committed one "
+                             "when it belongs to the embedder), a path, or 'none' for the nearest products' vote")
     parser.add_argument("--embedder-weights", type=Path, default=None,
                         help="embedder weights (default: the committed ones), e.g. a training run's output")
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos (quick checks)")
@@ -436,7 +465,13 @@ def run(args) -> dict:
         result["pipeline"] = photos
         result["by_category"] = _summarise(records, CATEGORIES, args.k)
     elif args.mode == "crop":
-        records = run_crop(parts, catalogue, args.data, garments, acceptable, args.k, args.gender)
+        from ml.category_head import CategoryHead, default_head
+
+        head = None if args.category_head == "none" else (
+            default_head() if args.category_head == "default" else CategoryHead(args.category_head))
+        result["category_head"] = head.version if head is not None and head.available_for(parts.embedder.version) else None
+        records = run_crop(parts, catalogue, args.data, garments, acceptable, args.k, args.gender, head=head)
+        result["whole_photo_category_right"] = _vote_summary(records, CATEGORIES)
         result["by_category"] = _summarise(records, CATEGORIES, args.k)
         fallback = [r["fallback_category_share"] for r in records if "fallback_category_share" in r]
         result["fallback_results_in_own_category"] = round(float(np.mean(fallback)), 4) if fallback else None

@@ -121,11 +121,13 @@ def test_a_photo_with_no_article_gets_one_row_of_the_category_its_nearest_produc
     assert row.recommendations and {card.look_category for card in row.recommendations} == {row.category}
 
 
-def test_a_close_up_with_an_article_found_also_gets_the_row_its_whole_photo_votes_for(db):
+def test_a_close_up_with_an_article_found_also_gets_the_row_its_whole_photo_votes_for(db, settings):
     """A photo that is not a full shot but in which the detector found something (here the upper half of a street
     photo: its top) also gets the row of the category the shop's nearest articles vote for, when no box gave
     one — a bag held against a coat is found as the coat. A visitor's own category choice has no such row."""
     import io
+
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "WHOLE_PHOTO_CATEGORY": "vote"}
 
     import numpy as np
     from PIL import Image
@@ -153,3 +155,46 @@ def test_a_close_up_with_an_article_found_also_gets_the_row_its_whole_photo_vote
 
     chosen = search_by_photo(buffer.getvalue(), gender="Men", category="top")
     assert [row.category for row in chosen.rows] == ["top"] and not chosen.rows[0].article.is_whole_image
+
+
+def test_the_whole_photo_category_comes_from_the_embedders_category_head(db, settings):
+    """With the default ``WHOLE_PHOTO_CATEGORY = "head"``, the category of a photo searched as a whole is what the
+    embedder's category head (``ml.category_head``) reads in it, not what the shop's nearest articles are: in a shop
+    of shoes a photo of a top is not called footwear. A head of another embedder version is not used."""
+    import io
+
+    import numpy as np
+    from django.core.management import call_command
+    from PIL import Image
+
+    from look_factories import bulk_inventory, random_unit
+    from ml.category_head import default_head
+    from recommender import pipeline
+    from recommender.photo_search import predicted_category, search_by_photo
+
+    rng = np.random.default_rng(7)
+    version = pipeline.current_versions()["embedder"]
+    head = default_head()
+    assert head.available_for(version), "the committed category head belongs to the committed embedder"
+    bulk_inventory([{"category": "footwear", "embedding": random_unit(rng), "model_version": version}
+                    for _ in range(12)] + [{"category": "top", "embedding": random_unit(rng), "model_version": version}])
+    street = Image.open(ROOT / "tests" / "fixtures" / "street_full_body.jpg").convert("RGB")
+    buffer = io.BytesIO()
+    street.crop((0, 0, street.width, int(street.height * 0.55))).save(buffer, format="JPEG")
+
+    result = search_by_photo(buffer.getvalue(), gender="Men")
+    assert not result.is_full_shot and "footwear" not in {row.category for row in result.rows}
+    embedding = np.asarray(pipeline.analyse(buffer.getvalue(), detect=True).image_embedding, np.float32)
+    from recommender.filters import Filters
+
+    filters = Filters.build(None, None, None, None, None)
+    assert predicted_category(embedding, "Men", version, filters) == head.predict([embedding])[0][0] == "top"
+    # another embedder: not the head's, so the vote — over that embedder's articles, of which the shop has none
+    assert predicted_category(embedding, "Men", "another-embedder", filters) is None
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "WHOLE_PHOTO_CATEGORY": "vote"}
+    assert predicted_category(embedding, "Men", version, filters) == "footwear"
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "WHOLE_PHOTO_CATEGORY": "nearest"}
+    from django.core.management.base import SystemCheckError
+
+    with pytest.raises(SystemCheckError, match="WHOLE_PHOTO_CATEGORY"):
+        call_command("check")
