@@ -121,31 +121,37 @@ def test_a_photo_with_no_article_gets_one_row_of_the_category_its_nearest_produc
     assert row.recommendations and {card.look_category for card in row.recommendations} == {row.category}
 
 
-def test_a_close_up_with_an_article_found_also_gets_the_row_its_whole_photo_votes_for(db, settings):
-    """A photo that is not a full shot but in which the detector found something (here the upper half of a street
-    photo: its top) also gets the row of the category the shop's nearest articles vote for, when no box gave
-    one — a bag held against a coat is found as the coat. A visitor's own category choice has no such row."""
+def _shoe_shop_and_the_top_half_of_a_street_photo():
+    """(JPEG bytes, embedder version): a shop of 12 shoes and one top — whatever a photo looks like, its 10 nearest
+    articles vote footwear — and the upper half of a street photo (its top; not a full shot)."""
     import io
-
-    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "WHOLE_PHOTO_CATEGORY": "vote"}
 
     import numpy as np
     from PIL import Image
 
     from look_factories import bulk_inventory, random_unit
     from recommender import pipeline
-    from recommender.photo_search import search_by_photo
 
     rng = np.random.default_rng(7)
     version = pipeline.current_versions()["embedder"]
-    # A shop of shoes (and one top): whatever the photo looks like, its 10 nearest articles vote footwear.
     bulk_inventory([{"category": "footwear", "embedding": random_unit(rng), "model_version": version}
                     for _ in range(12)] + [{"category": "top", "embedding": random_unit(rng), "model_version": version}])
     street = Image.open(ROOT / "tests" / "fixtures" / "street_full_body.jpg").convert("RGB")
     buffer = io.BytesIO()
     street.crop((0, 0, street.width, int(street.height * 0.55))).save(buffer, format="JPEG")
+    return buffer.getvalue(), version
 
-    result = search_by_photo(buffer.getvalue(), gender="Men")
+
+def test_a_close_up_with_an_article_found_also_gets_the_row_its_whole_photo_votes_for(db, settings):
+    """A photo that is not a full shot but in which the detector found something (here the upper half of a street
+    photo: its top) also gets the row of the category the shop's nearest articles vote for, when no box gave
+    one — a bag held against a coat is found as the coat. A visitor's own category choice has no such row."""
+    from recommender.photo_search import search_by_photo
+
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": "catalog.adapter.CatalogAdapter", "WHOLE_PHOTO_CATEGORY": "vote"}
+    photo, _ = _shoe_shop_and_the_top_half_of_a_street_photo()
+
+    result = search_by_photo(photo, gender="Men")
     assert not result.is_full_shot
     found = [row for row in result.rows if not row.article.is_whole_image]
     whole = [row for row in result.rows if row.article.is_whole_image]
@@ -153,7 +159,7 @@ def test_a_close_up_with_an_article_found_also_gets_the_row_its_whole_photo_vote
     assert [row.category for row in whole] == ["footwear"] and whole[0].label != "Similar products"
     assert whole[0].recommendations and {card.look_category for card in whole[0].recommendations} == {"footwear"}
 
-    chosen = search_by_photo(buffer.getvalue(), gender="Men", category="top")
+    chosen = search_by_photo(photo, gender="Men", category="top")
     assert [row.category for row in chosen.rows] == ["top"] and not chosen.rows[0].article.is_whole_image
 
 
@@ -161,30 +167,19 @@ def test_the_whole_photo_category_comes_from_the_embedders_category_head(db, set
     """With the default ``WHOLE_PHOTO_CATEGORY = "head"``, the category of a photo searched as a whole is what the
     embedder's category head (``ml.category_head``) reads in it, not what the shop's nearest articles are: in a shop
     of shoes a photo of a top is not called footwear. A head of another embedder version is not used."""
-    import io
-
     import numpy as np
-    from django.core.management import call_command
-    from PIL import Image
 
-    from look_factories import bulk_inventory, random_unit
     from ml.category_head import default_head
     from recommender import pipeline
     from recommender.photo_search import predicted_category, search_by_photo
 
-    rng = np.random.default_rng(7)
-    version = pipeline.current_versions()["embedder"]
     head = default_head()
+    photo, version = _shoe_shop_and_the_top_half_of_a_street_photo()
     assert head.available_for(version), "the committed category head belongs to the committed embedder"
-    bulk_inventory([{"category": "footwear", "embedding": random_unit(rng), "model_version": version}
-                    for _ in range(12)] + [{"category": "top", "embedding": random_unit(rng), "model_version": version}])
-    street = Image.open(ROOT / "tests" / "fixtures" / "street_full_body.jpg").convert("RGB")
-    buffer = io.BytesIO()
-    street.crop((0, 0, street.width, int(street.height * 0.55))).save(buffer, format="JPEG")
 
-    result = search_by_photo(buffer.getvalue(), gender="Men")
+    result = search_by_photo(photo, gender="Men")
     assert not result.is_full_shot and "footwear" not in {row.category for row in result.rows}
-    embedding = np.asarray(pipeline.analyse(buffer.getvalue(), detect=True).image_embedding, np.float32)
+    embedding = np.asarray(pipeline.analyse(photo, detect=True).image_embedding, np.float32)
     from recommender.filters import Filters
 
     filters = Filters.build(None, None, None, None, None)
