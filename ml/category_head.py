@@ -141,9 +141,9 @@ def _embed_street_views(embedder, crops, views, cache_dir):
     """(vectors, owner crop index per vector), cached in ``cache_dir`` per embedder weights file and crops."""
     import hashlib
 
-    weights = getattr(embedder, "weights", None)
-    stamp = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights is not None and weights.exists() else ""
-    key = "|".join([embedder.version, stamp, str(views)] + [f"{c.photo}:{c.category}:{c.box}" for c in crops])
+    from ml.evaluation.retrieval import weights_stamp
+
+    key = "|".join([embedder.version, weights_stamp(embedder), str(views)] + [f"{c.photo}:{c.category}:{c.box}" for c in crops])
     cache = Path(cache_dir) / f"street-views-{embedder.version}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if cache.exists():
         with np.load(cache) as data:

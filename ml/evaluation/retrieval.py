@@ -291,6 +291,13 @@ def headline(metrics) -> dict:
             "articleType_p@10": f["articleType"]["precision@10"], "baseColour_p@10": f["baseColour"]["precision@10"]}
 
 
+def weights_stamp(embedder) -> str:
+    """Size and modification time of the embedder's weights file ("" for built-in weights): part of every cache
+    key, so a retrained file is never answered from the cache of the one it replaced."""
+    weights = getattr(embedder, "weights", None)
+    return f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights is not None and weights.exists() else ""
+
+
 def _embed_products(embedder, products, transform="none", batch_size=32, desc="embedding", cache_dir=None):
     from PIL import Image
     from tqdm import tqdm
@@ -299,9 +306,7 @@ def _embed_products(embedder, products, transform="none", batch_size=32, desc="e
     if cache_dir is not None:
         import hashlib
 
-        weights = getattr(embedder, "weights", None)
-        stamp = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights is not None and weights.exists() else ""
-        key = "|".join([embedder.version, str(embedder.input_size), stamp, transform] + [str(p.image_path) for p in products])
+        key = "|".join([embedder.version, str(embedder.input_size), weights_stamp(embedder), transform] + [str(p.image_path) for p in products])
         cache = Path(cache_dir) / f"{embedder.version}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
         if cache.exists():
             with np.load(cache) as data:

@@ -173,12 +173,12 @@ def category_vote(catalogue, vector, gender, neighbours=CATEGORY_VOTE_NEIGHBOURS
     return min(counts, key=lambda c: (-counts[c], first[c]))
 
 
-def whole_photo_category(head, catalogue, vector, gender, embedder_version):
+def whole_photo_category(head, vector, embedder_version, vote):
     """``recommender.photo_search.predicted_category``: the category head of the embedder when there is one for
-    its version (``ml.category_head``), else the vote of the nearest catalogue products."""
+    its version (``ml.category_head``), else ``vote`` (the nearest catalogue products' ``category_vote``)."""
     if head is not None and head.available_for(embedder_version):
         return head.predict([vector])[0][0]
-    return category_vote(catalogue, vector, gender)
+    return vote
 
 
 def _type_share(catalogue, hits, acceptable) -> float:
@@ -269,13 +269,14 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
             crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.BICUBIC)
         analysis = analyse(crop, gender=gender, parts=parts, detect=True)
         rows = rows_for(analysis.articles, CATEGORIES)
+        knn_vote = category_vote(catalogue, analysis.image_embedding, analysis.gender)
         record = {"photo": g.photo, "category": g.category, "fine_label": g.fine_label,
                   "answered": g.category in rows, "fallback_whole_photo": not rows, "vote_row": False,
                   "row_categories": sorted(rows), "gender": analysis.gender, "full_shot": analysis.is_full_shot,
                   # diagnosis: what the whole photo's category is said to be, whether or not it is used
-                  "whole_photo_vote": whole_photo_category(head, catalogue, analysis.image_embedding,
-                                                           analysis.gender, parts.embedder.version),
-                  "knn_vote": category_vote(catalogue, analysis.image_embedding, analysis.gender)}
+                  "whole_photo_vote": whole_photo_category(head, analysis.image_embedding, parts.embedder.version,
+                                                           knn_vote),
+                  "knn_vote": knn_vote}
         voted = record["whole_photo_vote"]
         record["vote_right"] = voted == g.category
         # the cost of the extra row: a close-up whose whole photo is called something it is not gets a wrong row
