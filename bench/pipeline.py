@@ -133,6 +133,14 @@ def _statuses(image_ids):
     return {row["status"]: row["n"] for row in rows}
 
 
+def _gate_skipped(image_ids):
+    """How many of the analyses skipped the pose gate (the shot test ruled a full shot out: no "pose" timing)."""
+    from recommender.models import ImageAnalysis
+
+    rows = ImageAnalysis.objects.filter(image_id__in=image_ids, timings__has_key="shot_test")
+    return rows.exclude(timings__has_key="pose").count()
+
+
 def _stage_means(image_ids):
     """Mean ms per stage the analyses recorded (``ImageAnalysis.timings``): where an image's time went."""
     from recommender.models import ImageAnalysis
@@ -159,6 +167,7 @@ def ingest_eager(warmup_ids, timed_ids, progress=True):
     return {"images": len(timed_ids), "seconds": round(seconds, 2),
             "images_per_second": round(len(timed_ids) / seconds, 2), "batch_size": settings.EMBED_BATCH_SIZE,
             "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids),
+            "gate_skipped": _gate_skipped(timed_ids),
             "how": "recommender.analysis.analyse_many (manage.py analyse)"}
 
 
@@ -275,7 +284,8 @@ def ingest_celery(warmup_ids, timed_ids, *, dbname, media_root, redis_url, concu
             "images_per_second": round(len(timed_ids) / seconds, 2), "enqueue_seconds": round(enqueued, 3),
             "worker_concurrency": concurrency, "worker_startup_seconds": round(startup, 2),
             "warmup_images": len(warmup_ids), "warmup_seconds": round(warmup_seconds, 2),
-            "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids), "broker": redis_url,
+            "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids),
+            "gate_skipped": _gate_skipped(timed_ids), "broker": redis_url,
             "queue": queue, "batch_size": batch_size, "tasks": -(-len(timed_ids) // batch_size),
             "how": "one recommender.analyse_images task per batch of images (as manage.py analyse --queue sends "
                    "them), celery -A shop worker (prefork)"}

@@ -352,6 +352,8 @@ def markdown(report, json_path=None):
                               f"worker start {part['worker_startup_seconds']} s (not counted)")
                 else:
                     notes += f"; batch {part['batch_size']}"
+                if part.get("gate_skipped") is not None:
+                    notes += f"; pose gate skipped by the shot test for {part['gate_skipped']}"
                 rows.append((label, part["images"], part["seconds"], part["images_per_second"], notes))
             out.append(_table(["catalogue ingest", "images", "seconds", "images/s", "notes"], rows))
             out.append("")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ml.images import ImageError, load_image
+from ml.pose import PoseResult
 
 __all__ = [
     "Analysis",
@@ -54,10 +55,14 @@ DEFAULT_PART_PATHS = {
     "detector": "ml.detect.ArticleDetector",
     "embedder": "ml.embed.Embedder",
     "colour": "ml.colour.ColourReader",
+    "shot_test": "ml.shot_test.ShotTest",
 }
 #: Extra context around an article box before embedding, as a fraction of the box's width/height.
 CROP_MARGIN = 0.08
 GENDER_SOURCES = ("product", "predicted")
+#: What ``analyse_batch`` records for an image the shot test ruled out as a full shot (the gate did not run).
+_GATE_SKIPPED = PoseResult(False, 0.0)
+_GATE_SKIPPED_PERSON = PoseResult(False, 0.0, person_seen=True)
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,11 @@ class Parts:
     - ``embedder.embed([images]) -> np.ndarray (n, dim)``; ``embedder.dim``
     - ``colour.read(image, [box or None, …], find_person=bool) -> [ml.colour.Colour]`` (optional: None =
       colours not read; ``find_person=False`` when the pose gate saw nobody)
+    - ``shot_test.available_for(embedder_version) -> bool``, ``shot_test.screen(vectors) -> [ml.shot_test.Screen]``
+      (optional: None = every image of ``analyse_batch`` runs the pose gate)
 
-    Each has a ``version`` string.
+    Each has a ``version`` string. ``versions()`` leaves the shot test out: it decides only which images skip
+    the gate, not what an analysis holds, so a new one does not make stored analyses stale.
     """
 
     pose: Any
@@ -112,6 +120,7 @@ class Parts:
     detector: Any
     embedder: Any
     colour: Any = None
+    shot_test: Any = None
 
     def versions(self) -> dict:
         names = ("pose", "gender", "detector", "embedder") + (("colour",) if self.colour is not None else ())
@@ -142,13 +151,14 @@ def load_part(dotted_path: str):
     return obj
 
 
-def parts_from_paths(pose=None, gender=None, detector=None, embedder=None, colour=None) -> Parts:
+def parts_from_paths(pose=None, gender=None, detector=None, embedder=None, colour=None, shot_test=None) -> Parts:
     """``Parts`` built from dotted paths (or classes, or ready objects); None = the default
-    (``colour=False``: no colour reader)."""
-    chosen = {"pose": pose, "gender": gender, "detector": detector, "embedder": embedder, "colour": colour}
+    (``colour=False``: no colour reader; ``shot_test=False``: every image runs the pose gate)."""
+    chosen = {"pose": pose, "gender": gender, "detector": detector, "embedder": embedder, "colour": colour,
+              "shot_test": shot_test}
     built = {}
     for name, spec in chosen.items():
-        if name == "colour" and spec is False:  # colours not read
+        if name in ("colour", "shot_test") and spec is False:  # not used
             built[name] = None
             continue
         spec = spec or DEFAULT_PART_PATHS[name]
@@ -209,14 +219,15 @@ def analyse(
     min_confidence: float = 0.25,
     max_articles: int = 20,
     pose=None,
+    image_vector=None,
 ) -> Analysis:
     """Analyse one image (bytes, path, file object or PIL image).
 
     ``gender``: the product's gender when known (it wins over the prediction); ``detect``: None =
     detect articles only in full shots, True/False = always/never; ``min_confidence`` and
     ``max_articles`` (the most confident are kept) bound the detections; ``pose``: the pose gate's
-    result for this image when the caller already has it (``analyse_batch``). Raises ``ImageError``
-    for an unusable image.
+    result for this image and ``image_vector`` its whole-image embedding, when the caller already has them
+    (``analyse_batch``). Raises ``ImageError`` for an unusable image.
     """
     parts = parts or default_parts()
     timings: dict[str, float] = {}
@@ -258,7 +269,12 @@ def analyse(
 
     start = time.perf_counter()
     crops = [crop_with_margin(picture, d.box) for d in detections]
-    vectors = np.asarray(parts.embedder.embed([picture] + crops), dtype=np.float32)
+    if image_vector is None:
+        vectors = np.asarray(parts.embedder.embed([picture] + crops), dtype=np.float32)
+    else:
+        vectors = np.asarray(image_vector, dtype=np.float32).reshape(1, -1)
+        if crops:
+            vectors = np.concatenate([vectors, np.asarray(parts.embedder.embed(crops), dtype=np.float32)])
     versions["embedder"] = str(parts.embedder.version)
     articles = [
         Article(
@@ -322,11 +338,13 @@ def analyse_batch(
 ) -> list:
     """Analyse many images (a catalogue import, a re-index) faster than one ``analyse`` each.
 
-    Every image passes the pose gate. Full shots, and images whose gender is not given (it must be
-    predicted), go through ``analyse``; the others — catalogue photos of one article — only need their
-    whole-image embedding, and those are computed in one embedder batch. ``genders``: one per image
-    (None = predict). Returns, in the order given, an ``Analysis`` or the exception that image raised
-    (``ImageError`` for an unusable image; one failing image never fails the others).
+    Every image is embedded whole, in one embedder batch. When ``parts.shot_test`` fits the embedder
+    (``ml.shot_test``), an image its vector rules out as a full shot skips the pose gate; every other image
+    passes the gate. Full shots, and images whose gender is not given (it must be predicted), go through
+    ``analyse`` (with the vector already computed); the others — catalogue photos of one article — only need
+    their whole-image embedding and colour. ``genders``: one per image (None = predict). Returns, in the
+    order given, an ``Analysis`` or the exception that image raised (``ImageError`` for an unusable image;
+    one failing image never fails the others).
     """
     parts = parts or default_parts()
     images = list(images)
@@ -334,51 +352,69 @@ def analyse_batch(
     if len(genders) != len(images):
         raise ValueError(f"{len(images)} images but {len(genders)} genders")
     results: list = [None] * len(images)
-    pending = []  # (index, picture, pose, gender, timings)
+    decoded = []  # (index, picture, gender, timings)
     for index, (image, gender) in enumerate(zip(images, genders)):
-        try:
-            start = time.perf_counter()
-            picture = load_image(image)
-            decoded = time.perf_counter()
-            pose = parts.pose.check(picture)
-            posed = time.perf_counter()
-            gender = gender.strip() if isinstance(gender, str) else gender
-            if pose.is_full_shot or not gender:
-                result = analyse(picture, gender=gender, parts=parts, min_confidence=min_confidence,
-                                 max_articles=max_articles, pose=pose)
-                result.timings["decode"] = round((decoded - start) * 1000.0, 2)
-                result.timings["pose"] = round((posed - decoded) * 1000.0, 2)
-                result.timings["total"] = round(result.timings["total"] + result.timings["pose"], 2)
-                results[index] = result
-                continue
-            timings = {"decode": round((decoded - start) * 1000.0, 2), "pose": _ms(decoded), "gender": 0.0,
-                       "detect": 0.0}
-            pending.append((index, picture, pose, gender, timings))
-        except Exception as exc:  # noqa: BLE001 — returned to the caller, per image
-            results[index] = exc
-    if pending:
         start = time.perf_counter()
         try:
-            vectors = np.asarray(parts.embedder.embed([item[1] for item in pending]), dtype=np.float32)
-        except Exception as exc:  # noqa: BLE001
-            for index, *_ in pending:
-                results[index] = exc
-            return results
-        share = round((time.perf_counter() - start) * 1000.0 / len(pending), 2)
-        versions = {"pose": str(parts.pose.version), "embedder": str(parts.embedder.version)}
-        for (index, picture, pose, gender, timings), vector in zip(pending, vectors):
-            timings = {**timings, "embed": share}
-            start = time.perf_counter()
-            try:
-                colour = read_colours(parts, picture, [], versions, person=_person_seen(pose))[0]
-            except Exception as exc:  # noqa: BLE001
-                results[index] = exc
+            picture = load_image(image)
+        except Exception as exc:  # noqa: BLE001 — returned to the caller, per image
+            results[index] = exc
+            continue
+        gender = gender.strip() if isinstance(gender, str) else gender
+        decoded.append((index, picture, gender, {"decode": _ms(start)}))
+    if not decoded:
+        return results
+    start = time.perf_counter()
+    try:
+        vectors = np.asarray(parts.embedder.embed([item[1] for item in decoded]), dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001
+        for index, *_ in decoded:
+            results[index] = exc
+        return results
+    embed_share = round((time.perf_counter() - start) * 1000.0 / len(decoded), 2)
+    screens, screen_share = _screen(parts, vectors)
+    for (index, picture, gender, timings), vector, screen in zip(decoded, vectors, screens):
+        try:
+            versions = {"pose": str(parts.pose.version), "embedder": str(parts.embedder.version)}
+            if screen is None or screen.run_gate:
+                start = time.perf_counter()
+                pose = parts.pose.check(picture)
+                timings["pose"] = _ms(start)
+            else:  # no "pose" timing: the gate did not run
+                pose = _GATE_SKIPPED_PERSON if screen.person else _GATE_SKIPPED
+            if screen is not None:
+                timings["shot_test"] = screen_share
+                versions["shot_test"] = str(parts.shot_test.version)
+            if pose.is_full_shot or not gender:
+                result = analyse(picture, gender=gender, parts=parts, min_confidence=min_confidence,
+                                 max_articles=max_articles, pose=pose, image_vector=vector)
+                result.timings.pop("pose")
+                result.timings.update(timings)
+                result.timings["embed"] = round(result.timings["embed"] + embed_share, 2)
+                result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 2)
+                result.model_versions.update(versions)
+                results[index] = result
                 continue
+            timings.update({"gender": 0.0, "detect": 0.0, "embed": embed_share})
+            start = time.perf_counter()
+            colour = read_colours(parts, picture, [], versions, person=_person_seen(pose))[0]
             timings["colour"] = _ms(start)
             timings["total"] = round(sum(timings.values()), 2)
             results[index] = Analysis(
                 width=picture.width, height=picture.height, is_full_shot=False, pose_score=float(pose.score),
                 keypoints=[], gender=gender, gender_confidence=1.0, gender_source="product", articles=[],
-                image_embedding=vector.copy(), timings=timings, model_versions=dict(versions), image_colour=colour,
+                image_embedding=vector.copy(), timings=timings, model_versions=versions, image_colour=colour,
             )
+        except Exception as exc:  # noqa: BLE001 — returned to the caller, per image
+            results[index] = exc
     return results
+
+
+def _screen(parts: Parts, vectors):
+    """The shot test's answer per vector (None = no test: every image runs the gate) and its ms per image."""
+    test = parts.shot_test
+    if test is None or not test.available_for(getattr(parts.embedder, "version", None)):
+        return [None] * len(vectors), 0.0
+    start = time.perf_counter()
+    screens = test.screen(vectors)
+    return screens, round((time.perf_counter() - start) * 1000.0 / max(1, len(vectors)), 3)

@@ -46,6 +46,9 @@ DEFAULTS = {
         "embedder": "ml.embed.Embedder",
         # reads each article's colours (None: no colour descriptors, look rows ignore colour)
         "colour": "ml.colour.ColourReader",
+        # rules out full shots from the embedding before the pose gate in catalogue ingest (None: the gate
+        # runs on every photo); only used with the embedder it was trained for (ml/weights/SHOT_TEST.md)
+        "shot_test": "ml.shot_test.ShotTest",
     },
     # How much colour counts in a look row: the visual candidates are re-ordered by cosine distance +
     # COLOUR_WEIGHT × colour distance (1 − Bhattacharyya coefficient of the two articles' colour histograms).

@@ -8,7 +8,7 @@ import threading
 
 from .conf import DEFAULTS, settings
 
-PART_NAMES = ("pose", "gender", "detector", "embedder", "colour")
+PART_NAMES = ("pose", "gender", "detector", "embedder", "colour", "shot_test")
 
 _lock = threading.Lock()
 _parts = None
@@ -32,6 +32,7 @@ def _build_parts():
         return ml_pipeline.default_parts()
     chosen = {name: configured.get(name) for name in PART_NAMES}
     chosen["colour"] = chosen["colour"] or False  # None in the settings: colours are not read
+    chosen["shot_test"] = chosen["shot_test"] or False  # None: every catalogue photo runs the pose gate
     return ml_pipeline.parts_from_paths(**chosen)
 
 
