@@ -23,47 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.heads import EmbeddingHead
+
 DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "category-head.npz"
 
 
-class CategoryHead:
+class CategoryHead(EmbeddingHead):
     """``predict(vectors) -> [(category, probability)]`` for vectors of ``embedder_version`` only."""
 
+    EXTRA = {"categories": lambda value: [str(c) for c in value]}
+
     def __init__(self, path=DEFAULT_PATH):
-        self.path = Path(path)
-        self._loaded = None
-        self._lock = threading.Lock()
-
-    def _load(self):
-        with self._lock:
-            if self._loaded is None:
-                if not self.path.exists():
-                    self._loaded = {}
-                else:
-                    with np.load(self.path) as data:
-                        self._loaded = {"weights": data["weights"], "bias": data["bias"],
-                                        "categories": [str(c) for c in data["categories"]],
-                                        "embedder_version": str(data["embedder_version"]),
-                                        "version": str(data["version"])}
-        return self._loaded
-
-    @property
-    def embedder_version(self):
-        return self._load().get("embedder_version")
-
-    @property
-    def version(self):
-        return self._load().get("version")
-
-    def available_for(self, embedder_version) -> bool:
-        return bool(embedder_version) and self.embedder_version == embedder_version
-
-    def probabilities(self, vectors) -> np.ndarray:
-        head = self._load()
-        logits = np.asarray(vectors, np.float32).reshape(-1, head["weights"].shape[0]) @ head["weights"] + head["bias"]
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        super().__init__(path)
 
     def predict(self, vectors) -> list[tuple[str, float]]:
         p = self.probabilities(vectors)

@@ -24,11 +24,12 @@ import argparse
 import hashlib
 import json
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ml.heads import EmbeddingHead, softmax
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "shot-test.npz"
 CLASSES = ("no_person", "person", "full_shot")
@@ -44,41 +45,13 @@ class Screen:
     full_shot_probability: float
 
 
-class ShotTest:
+class ShotTest(EmbeddingHead):
     """``screen(vectors) -> [Screen]`` for vectors of ``embedder_version`` only (see ``available_for``)."""
 
+    EXTRA = {"threshold": float, "person_threshold": float}
+
     def __init__(self, path=DEFAULT_PATH):
-        self.path = Path(path)
-        self._loaded = None
-        self._lock = threading.Lock()
-
-    def _load(self):
-        with self._lock:
-            if self._loaded is None:
-                if not self.path.exists():
-                    self._loaded = {}
-                else:
-                    with np.load(self.path) as data:
-                        self._loaded = {key: data[key] for key in ("weights", "bias")}
-                        self._loaded.update({key: str(data[key]) for key in ("embedder_version", "version")})
-                        self._loaded.update({key: float(data[key]) for key in ("threshold", "person_threshold")})
-        return self._loaded
-
-    @property
-    def version(self):
-        return self._load().get("version") or "none"
-
-    @property
-    def embedder_version(self):
-        return self._load().get("embedder_version")
-
-    def available_for(self, embedder_version) -> bool:
-        return bool(embedder_version) and self.embedder_version == embedder_version
-
-    def probabilities(self, vectors) -> np.ndarray:
-        test = self._load()
-        x = np.asarray(vectors, np.float32).reshape(-1, test["weights"].shape[0])
-        return softmax(x @ test["weights"] + test["bias"])
+        super().__init__(path)
 
     def screen(self, vectors) -> list[Screen]:
         test = self._load()
@@ -86,12 +59,6 @@ class ShotTest:
         return [Screen(run_gate=bool(row[FULL_SHOT] >= test["threshold"]),
                        person=bool(row[NO_PERSON] < test["person_threshold"]),
                        full_shot_probability=float(row[FULL_SHOT])) for row in p]
-
-
-def softmax(logits):
-    logits = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=1, keepdims=True)
 
 
 # --------------------------------------------------------------------------------------------
