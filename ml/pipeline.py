@@ -412,7 +412,7 @@ def analyse_batch(
 
 def _screen(parts: Parts, vectors):
     """The shot test's answer per vector (None = no test: every image runs the gate) and its ms per image."""
-    test = parts.shot_test
+    test = getattr(parts, "shot_test", None)
     if test is None or not test.available_for(getattr(parts.embedder, "version", None)):
         return [None] * len(vectors), 0.0
     start = time.perf_counter()
