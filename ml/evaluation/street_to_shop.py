@@ -229,12 +229,17 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
     by_photo = {}
     for g in garments:
         by_photo.setdefault(g.photo, []).append(g)
-    records, photos = [], {"full_shots": 0, "photos": len(by_photo), "rows": 0}
+    # rows_without_garment: rows of a category the photo's masks do not show (a dress row for a top and a skirt)
+    records, photos = [], {"full_shots": 0, "photos": len(by_photo), "rows": 0, "rows_by_category": Counter(),
+                           "rows_without_garment": Counter()}
     for name, items in tqdm(sorted(by_photo.items()), desc="look", unit="photo", disable=not progress):
         analysis = analyse(data_dir / "photos" / f"{name}.jpg", gender=gender, parts=parts)
         photos["full_shots"] += int(analysis.is_full_shot)
         rows = rows_for(analysis.articles, CATEGORIES)
         photos["rows"] += len(rows)
+        worn = {g.category for g in items}
+        photos["rows_by_category"].update(list(rows))
+        photos["rows_without_garment"].update(c for c in rows if c not in worn)
         hits = {c: catalogue.nearest(arts[0].embedding, k, c, analysis.gender) for c, arts in rows.items()}
         for g in items:
             row = rows.get(g.category)
@@ -246,6 +251,8 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
                 record["type_share"] = _type_share(catalogue, hits[g.category], acceptable.get(g.fine_label, set()))
                 record["types"] = [str(catalogue.article_type[i]) for i in hits[g.category]]
             records.append(record)
+    photos["rows_by_category"] = dict(photos["rows_by_category"])
+    photos["rows_without_garment"] = dict(photos["rows_without_garment"])
     return records, photos
 
 
