@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.heads import EmbeddingHead
+from ml.heads import EmbeddingHead, balanced_weights, fit_softmax
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "category-head.npz"
 
@@ -31,10 +31,12 @@ DEFAULT_PATH = Path(__file__).resolve().parent / "weights" / "category-head.npz"
 class CategoryHead(EmbeddingHead):
     """``predict(vectors) -> [(category, probability)]`` for vectors of ``embedder_version`` only."""
 
+    DEFAULT_PATH = DEFAULT_PATH
     EXTRA = {"categories": lambda value: [str(c) for c in value]}
 
-    def __init__(self, path=DEFAULT_PATH):
-        super().__init__(path)
+    def category_of(self, vector, embedder_version):
+        """The most likely category of one vector, or None when this head does not belong to its embedder."""
+        return self.predict([vector])[0][0] if self.available_for(embedder_version) else None
 
     def predict(self, vectors) -> list[tuple[str, float]]:
         p = self.probabilities(vectors)
@@ -58,43 +60,6 @@ def default_head() -> CategoryHead:
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
-def fit_softmax(x, y, n_classes, sample_weight, l2=1e-5, steps=3000, lr=0.05, seed=0):
-    """Multinomial logistic regression by full-batch Adam: (weights (d, C), bias (C,))."""
-    rng = np.random.default_rng(seed)
-    d = x.shape[1]
-    w = rng.normal(0, 0.01, size=(d, n_classes)).astype(np.float64)
-    b = np.zeros(n_classes)
-    onehot = np.eye(n_classes)[y]
-    sw = sample_weight / sample_weight.sum()
-    m = [np.zeros_like(w), np.zeros_like(b)]
-    v = [np.zeros_like(w), np.zeros_like(b)]
-    for t in range(1, steps + 1):
-        logits = x @ w + b
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        g = (p - onehot) * sw[:, None]
-        grads = [x.T @ g + l2 * w, g.sum(axis=0)]
-        for i, (param, grad) in enumerate(zip((w, b), grads)):
-            m[i] = 0.9 * m[i] + 0.1 * grad
-            v[i] = 0.999 * v[i] + 0.001 * grad ** 2
-            param -= lr * (m[i] / (1 - 0.9 ** t)) / (np.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-8)
-    return w.astype(np.float32), b.astype(np.float32)
-
-
-def balanced_weights(domain, y):
-    """Each domain weighs the same, and within a domain each category the same."""
-    weights = np.zeros(len(y))
-    domains = np.unique(domain)
-    for dom in domains:
-        in_domain = domain == dom
-        classes = np.unique(y[in_domain])
-        for c in classes:
-            cell = in_domain & (y == c)
-            weights[cell] = 1.0 / (len(domains) * len(classes) * cell.sum())
-    return weights
-
-
 def _street_views(crops, views, size, seed=0):
     from ml.street_crops import augment_street_crop
 

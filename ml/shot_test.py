@@ -42,23 +42,19 @@ class Screen:
 
     run_gate: bool
     person: bool
-    full_shot_probability: float
 
 
 class ShotTest(EmbeddingHead):
     """``screen(vectors) -> [Screen]`` for vectors of ``embedder_version`` only (see ``available_for``)."""
 
+    DEFAULT_PATH = DEFAULT_PATH
     EXTRA = {"threshold": float, "person_threshold": float}
-
-    def __init__(self, path=DEFAULT_PATH):
-        super().__init__(path)
 
     def screen(self, vectors) -> list[Screen]:
         test = self._load()
         p = self.probabilities(vectors)
         return [Screen(run_gate=bool(row[FULL_SHOT] >= test["threshold"]),
-                       person=bool(row[NO_PERSON] < test["person_threshold"]),
-                       full_shot_probability=float(row[FULL_SHOT])) for row in p]
+                       person=bool(row[NO_PERSON] < test["person_threshold"])) for row in p]
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,7 +136,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from ml.category_head import balanced_weights, fit_softmax
+    from ml.heads import balanced_weights, fit_softmax
     from ml.detection_data import split
     from ml.embed import Embedder
     from ml.pose import PoseGate

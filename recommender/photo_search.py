@@ -45,9 +45,9 @@ def predicted_category(embedding, gender, embedder_version, filters):
     if settings.WHOLE_PHOTO_CATEGORY == "head":
         from ml.category_head import default_head
 
-        head = default_head()
-        if head.available_for(embedder_version):
-            return head.predict([embedding])[0][0]
+        category = default_head().category_of(embedding, embedder_version)
+        if category is not None:
+            return category
     with replica.look_reads() as db, db.cursor() as cursor:
         return category_vote(cursor, embedding, genders=settings.compatible_genders(gender), filters=filters,
                              model_version=embedder_version, neighbours=CATEGORY_VOTE_NEIGHBOURS)

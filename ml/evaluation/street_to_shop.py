@@ -176,9 +176,7 @@ def category_vote(catalogue, vector, gender, neighbours=CATEGORY_VOTE_NEIGHBOURS
 def whole_photo_category(head, vector, embedder_version, vote):
     """``recommender.photo_search.predicted_category``: the category head of the embedder when there is one for
     its version (``ml.category_head``), else ``vote`` (the nearest catalogue products' ``category_vote``)."""
-    if head is not None and head.available_for(embedder_version):
-        return head.predict([vector])[0][0]
-    return vote
+    return (head.category_of(vector, embedder_version) if head is not None else None) or vote
 
 
 def _type_share(catalogue, hits, acceptable) -> float:
