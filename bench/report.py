@@ -240,9 +240,9 @@ def markdown(report, json_path=None):
         hnsw = vector.get("faiss_hnsw")
         if hnsw:
             out.append(f"### The in-process peer: FAISS `IndexHNSWFlat` per category (M {hnsw['m']}, efConstruction "
-                       f"{hnsw['ef_construction']}, built in {hnsw['build_seconds']} s; one thread; gender filter on "
-                       f"the top {k * hnsw['overfetch']}, so an efSearch under {k * hnsw['overfetch']} runs as "
-                       f"{k * hnsw['overfetch']})")
+                       f"{hnsw['ef_construction']}, built in {hnsw['build_seconds']} s; one thread; the gender filter "
+                       f"applied to all efSearch candidates, at least the top {k * hnsw['overfetch']}, so an efSearch "
+                       f"under {k * hnsw['overfetch']} runs as {k * hnsw['overfetch']})")
             out.append("")
             out.append(_table(["efSearch", "p50 ms", "p95 ms", "p99 ms", f"recall@{k}", "queries with recall < 0.5"],
                               [(p["ef_search"], p["p50_ms"], p["p95_ms"], p["p99_ms"], p[f"recall_at_{k}"],

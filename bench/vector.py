@@ -89,9 +89,9 @@ class FlatFaiss:
     def make_index(self, dim):
         return self.faiss.IndexFlatIP(dim)
 
-    def search(self, vector, category, genders, k, colour=None):
+    def search(self, vector, category, genders, k, colour=None, fetch=None):
         built, rows, gender, colours = self.indexes[int(category)]
-        _, found = built.search(vector.reshape(1, -1), min(k * FAISS_OVERFETCH, built.ntotal))
+        _, found = built.search(vector.reshape(1, -1), min(fetch or k * FAISS_OVERFETCH, built.ntotal))
         found = found[0]
         found = found[found >= 0]
         keep = np.isin(gender[found], genders)
@@ -115,12 +115,15 @@ class HnswFaiss(FlatFaiss):
         return graph
 
     def search(self, vector, category, genders, k, ef_search, colour=None):
-        self.indexes[int(category)][0].hnsw.efSearch = max(int(ef_search), k * FAISS_OVERFETCH)
-        return super().search(vector, category, genders, k, colour=colour)
+        # The graph search keeps ef_search candidates; all of them are handed to the gender filter (a fixed
+        # k × FAISS_OVERFETCH would cap the peer's recall whatever its efSearch, as pgvector's iterative scan is not).
+        ef = max(int(ef_search), k * FAISS_OVERFETCH)
+        self.indexes[int(category)][0].hnsw.efSearch = ef
+        return super().search(vector, category, genders, k, colour=colour, fetch=ef)
 
 
 #: FAISS HNSW efSearch values swept (the over-fetch makes the smallest effective value k × FAISS_OVERFETCH).
-FAISS_EF_SWEEP = (16, 32, 64, 128, 256, 512, 1024)
+FAISS_EF_SWEEP = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 @contextmanager

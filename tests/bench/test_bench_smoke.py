@@ -121,7 +121,7 @@ def test_faiss_hnsw_peer_and_its_chart(report):
     hnsw = report["vector"]["faiss_hnsw"]
     assert hnsw["m"] == 16 and hnsw["ef_construction"] == 64
     sweep = hnsw["ef_search_sweep"]
-    assert [p["ef_search"] for p in sweep] == [16, 32, 64, 128, 256, 512, 1024]
+    assert [p["ef_search"] for p in sweep] == [16, 32, 64, 128, 256, 512, 1024, 2048]
     assert all(between_0_and_1(p["recall_at_10"]) for p in sweep)
     assert "IndexHNSWFlat" in report["_markdown"]
     chart = Path(report["_json_path"]).with_name("benchmarks-recall-latency.png")
