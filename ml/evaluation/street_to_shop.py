@@ -58,6 +58,8 @@ MIN_ARTICLE_CONFIDENCE = 0.25  # recommender.conf DEFAULTS["MIN_ARTICLE_CONFIDEN
 ROW_OVERLAP_IOU = 0.45  # recommender.looks.rows_for → ml.boxes.suppress_overlaps default
 MATCH_IOU = 0.3
 MIN_CROP_SIDE = 64  # crop mode: smaller garment crops are upscaled (ml.images.load_image refuses < 32 px)
+#: look mode: confidence floors at which each category's rows are counted again (``floor_sweep`` of the JSON)
+FLOOR_SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 VARIANTS = ("box", "box_masked", "mask_tight_masked", "square_context", "box_grey_letterbox")
 
 
@@ -115,11 +117,11 @@ def garments_of(data_dir: Path, names, boxes) -> list[Garment]:
     return out
 
 
-def rows_for(articles, categories):
+def rows_for(articles, categories, floor=MIN_ARTICLE_CONFIDENCE):
     """``recommender.looks.rows_for`` for one image: {category: [articles, best first]} after suppression."""
     rows = {}
     for article in sorted(articles, key=lambda a: -a.confidence):
-        if article.category not in categories or article.confidence < MIN_ARTICLE_CONFIDENCE:
+        if article.category not in categories or article.confidence < floor:
             continue
         kept = rows.setdefault(article.category, [])
         if all(_iou(article.box, k.box) < ROW_OVERLAP_IOU for k in kept):
@@ -230,10 +232,16 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
     # rows_without_garment: rows of a category the photo's masks do not show (a dress row for a top and a skirt)
     records, photos = [], {"full_shots": 0, "photos": len(by_photo), "rows": 0, "rows_by_category": Counter(),
                            "rows_without_garment": Counter()}
+    # Detections are kept down to the sweep's lowest floor; the rows counted everywhere else use the shop's floor.
+    lowest = min(FLOOR_SWEEP + (MIN_ARTICLE_CONFIDENCE,))
+    sweep_photos = []
     for name, items in tqdm(sorted(by_photo.items()), desc="look", unit="photo", disable=not progress):
-        analysis = analyse(data_dir / "photos" / f"{name}.jpg", gender=gender, parts=parts)
+        analysis = analyse(data_dir / "photos" / f"{name}.jpg", gender=gender, parts=parts, min_confidence=lowest)
         photos["full_shots"] += int(analysis.is_full_shot)
         rows = rows_for(analysis.articles, CATEGORIES)
+        low_rows = rows_for(analysis.articles, CATEGORIES, floor=lowest)
+        sweep_photos.append({"worn": sorted({g.category for g in items}),
+                             "best": {c: float(arts[0].confidence) for c, arts in low_rows.items()}})
         photos["rows"] += len(rows)
         worn = {g.category for g in items}
         photos["rows_by_category"].update(list(rows))
@@ -248,10 +256,38 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
             if row is not None:
                 record["type_share"] = _type_share(catalogue, hits[g.category], acceptable.get(g.fine_label, set()))
                 record["types"] = [str(catalogue.article_type[i]) for i in hits[g.category]]
+            low = low_rows.get(g.category)
+            if low is not None:  # the best box of its category, whatever its confidence (the sweep's row)
+                record["best_confidence"] = float(low[0].confidence)
+                low_hits = hits.get(g.category) or catalogue.nearest(low[0].embedding, k, g.category, analysis.gender)
+                record["low_floor_type_share"] = _type_share(catalogue, low_hits,
+                                                             acceptable.get(g.fine_label, set()))
             records.append(record)
     photos["rows_by_category"] = dict(photos["rows_by_category"])
     photos["rows_without_garment"] = dict(photos["rows_without_garment"])
+    photos["floor_sweep"] = floor_sweep(records, sweep_photos, CATEGORIES)
     return records, photos
+
+
+def floor_sweep(records, sweep_photos, categories, floors=FLOOR_SWEEP):
+    """Per category and confidence floor: the share of its worn garments that would get a row, the rows of it on
+    photos that do not show it, and the acceptable-type share of the rows' 10 (each row is its best box)."""
+    out = {}
+    for category in categories:
+        garments = [r for r in records if r["category"] == category]
+        if not garments:
+            continue
+        out[category] = []
+        for floor in floors:
+            rowed = [r for r in garments if r.get("best_confidence", -1.0) >= floor]
+            out[category].append({
+                "floor": floor,
+                "garments_with_row": round(len(rowed) / len(garments), 4),
+                "rows_without_garment": sum(p["best"].get(category, -1.0) >= floor and category not in p["worn"]
+                                            for p in sweep_photos),
+                "type_precision": round(float(np.mean([r["low_floor_type_share"] for r in rowed])), 4) if rowed else None,
+            })
+    return out
 
 
 def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True, head=None):

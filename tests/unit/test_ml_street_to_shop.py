@@ -116,3 +116,20 @@ def test_category_vote_takes_the_majority_of_the_nearest_and_breaks_ties_by_rank
     catalogue.category[2] = "footwear"  # a tie (top 1, bag 1, footwear 2 → footwear); then top vs bag: rank
     assert s2s.category_vote(catalogue, query, "Women") == "footwear"
     assert s2s.category_vote(catalogue, query, "Women", neighbours=2) == "top"
+
+
+def test_floor_sweep_counts_rows_gained_and_wrong_rows_per_floor():
+    records = [  # two worn dresses: one found at 0.3, one only at 0.12; a top found at 0.9
+        {"category": "dress", "best_confidence": 0.3, "low_floor_type_share": 1.0},
+        {"category": "dress", "best_confidence": 0.12, "low_floor_type_share": 0.5},
+        {"category": "top", "best_confidence": 0.9, "low_floor_type_share": 0.4},
+    ]
+    photos = [{"worn": ["dress"], "best": {"dress": 0.3}},
+              {"worn": ["dress", "top"], "best": {"dress": 0.12, "top": 0.9}},
+              {"worn": ["top"], "best": {"dress": 0.2}}]  # a dress row on a photo without a dress from floor 0.2 down
+    sweep = s2s.floor_sweep(records, photos, ("top", "dress", "bag"), floors=(0.1, 0.25))
+    assert set(sweep) == {"top", "dress"}  # no worn bag: no bag entry
+    low, shop = sweep["dress"]
+    assert (low["garments_with_row"], low["rows_without_garment"], low["type_precision"]) == (1.0, 1, 0.75)
+    assert (shop["garments_with_row"], shop["rows_without_garment"], shop["type_precision"]) == (0.5, 0, 1.0)
+    assert sweep["top"][1]["garments_with_row"] == 1.0
