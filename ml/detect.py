@@ -39,6 +39,12 @@ NECK_CHANNELS = {"P3": 64, "P4": 128, "P5": 256}
 # can come back as, say, a bag and a shoe; of detections overlapping more than this, the most
 # confident is kept.
 DUPLICATE_IOU = 0.8
+#: Confidence floors of the shipped detector for the categories whose best floor is not the recommender's
+#: ``MIN_ARTICLE_CONFIDENCE`` (0.25): detections under their category's floor are neither stored nor shown.
+#: Chosen with the floor sweep of ``python -m ml.evaluate street-to-shop --mode look`` (missed garments and rows
+#: on photos without the garment counted alike; ml/weights/DETECTOR.md, "Confidence floors"). The recommender's
+#: default ``BUY_THE_LOOK["ARTICLE_FLOORS"]``; another detector comes with its own.
+ARTICLE_FLOORS = {"footwear": 0.15, "bag": 0.15}
 
 
 @dataclass(frozen=True)

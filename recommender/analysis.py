@@ -95,8 +95,8 @@ def build_articles(analysis, product_id, facts, result):
     version = versions.get("embedder", "")
     own = own_category(facts)
     product_gender = facts.gender if facts else ""
-    min_confidence = settings.MIN_ARTICLE_CONFIDENCE
-    detected = [a for a in (result.articles or []) if a.category in settings.CATEGORIES]
+    detected = [a for a in (result.articles or [])
+                if a.category in settings.CATEGORIES and a.confidence >= settings.floor(a.category)]
 
     common = dict(analysis=analysis, product_id=product_id, model_version=version, **filter_copies(facts))
     look_gender = product_gender or getattr(result, "gender", None) or ""
@@ -125,7 +125,7 @@ def build_articles(analysis, product_id, facts, result):
     rows = []
     own_best = None
     if own:
-        candidates = [a for a in detected if a.category == own and a.confidence >= min_confidence]
+        candidates = [a for a in detected if a.category == own]
         own_best = max(candidates, key=lambda a: a.confidence, default=None)
     if result.is_full_shot:
         rows.extend(make(article, inventory=article is own_best) for article in detected)

@@ -23,6 +23,13 @@ def check_settings(app_configs, **kwargs):
     if settings.WHOLE_PHOTO_CATEGORY not in ("head", "vote"):
         messages.append(Error(f"BUY_THE_LOOK['WHOLE_PHOTO_CATEGORY'] must be \"head\" or \"vote\", "
                               f"not {settings.WHOLE_PHOTO_CATEGORY!r}", id="recommender.E004"))
+    floors = settings.ARTICLE_FLOORS
+    if not isinstance(floors, dict) or any(
+            category not in DEFAULTS["CATEGORIES"] or isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 <= value <= 1 for category, value in floors.items()):
+        messages.append(Error(f"BUY_THE_LOOK['ARTICLE_FLOORS'] must map look categories "
+                              f"({', '.join(DEFAULTS['CATEGORIES'])}) to confidences from 0 to 1, got {floors!r}",
+                              id="recommender.E005"))
     for gender, allowed in settings.GENDER_POLICY.items():
         crossing = {"Men": "Women", "Women": "Men"}.get(gender)
         if crossing and crossing in allowed:

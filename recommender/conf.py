@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from ml.detect import ARTICLE_FLOORS
+
 from .taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_LABELS
 
 SETTINGS_NAME = "BUY_THE_LOOK"
@@ -86,8 +88,11 @@ DEFAULTS = {
         "Girls": ("Girls",),
         "Unisex": ("Unisex", "Men", "Women"),
     },
-    # Detected articles under this confidence are neither shown nor used as a product's own article.
+    # Detected articles under this confidence are neither shown nor used as a product's own article ...
     "MIN_ARTICLE_CONFIDENCE": 0.25,
+    # ... unless their category has its own floor here ({category: confidence}). The default is the shipped
+    # detector's (``ml.detect.ARTICLE_FLOORS``, measured); {} = MIN_ARTICLE_CONFIDENCE for every category.
+    "ARTICLE_FLOORS": ARTICLE_FLOORS,
     # How prices are shown on the recommendation cards ({amount} is the product's price, two decimals).
     "PRICE_FORMAT": "€{amount}",
     # Widget cache lifetime in seconds (it is also invalidated whenever a product or an analysis changes).
@@ -223,6 +228,14 @@ class RecommenderSettings:
         if not gender:
             return None
         return tuple(self.GENDER_POLICY.get(gender, (gender,)))
+
+    def floor(self, category):
+        """The confidence from which a detected article of ``category`` is stored and shown."""
+        return float((self.ARTICLE_FLOORS or {}).get(category, self.MIN_ARTICLE_CONFIDENCE))
+
+    def lowest_floor(self):
+        """The smallest floor of any look category: the detector is asked for articles down to it."""
+        return min(self.floor(category) for category in self.CATEGORIES)
 
     def label(self, category):
         return self.CATEGORY_LABELS.get(category, category.title())

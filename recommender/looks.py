@@ -13,9 +13,11 @@ search for a row whose filters are so selective that the index scan found fewer 
 from __future__ import annotations
 
 import logging
+import operator
 from dataclasses import dataclass, field, replace
+from functools import reduce
 
-from django.db.models import JSONField
+from django.db.models import JSONField, Q
 from django.db.models.expressions import RawSQL
 
 from ml.boxes import suppress_overlaps
@@ -77,6 +79,12 @@ class LookRow:
     @property
     def key(self):
         return f"{self.category}-{self.article.pk or id(self.article)}"
+
+
+def above_floor():
+    """``Q``: articles of a look category at or above that category's confidence floor."""
+    return reduce(operator.or_, (Q(category=category, confidence__gte=settings.floor(category))
+                                 for category in settings.CATEGORIES))
 
 
 def rows_for(articles_by_image):
@@ -149,9 +157,7 @@ def full_shot_articles(product, filters=None):
         analysis__product_id=product.pk,
         analysis__status=ImageAnalysis.Status.DONE,
         analysis__is_full_shot=True,
-        category__in=settings.CATEGORIES,
-        confidence__gte=settings.MIN_ARTICLE_CONFIDENCE,
-    ).order_by("analysis_id", "-confidence", "id")
+    ).filter(above_floor()).order_by("analysis_id", "-confidence", "id")
     if filters is not None:
         sql, params = look_hits_sql(filters, product.pk, article=DetectedArticle._meta.db_table)
         query = query.defer("embedding", "colour").annotate(look_hits=RawSQL(sql, params, output_field=JSONField()))

@@ -76,7 +76,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
 
     articles = []
     for found in result.articles or []:
-        if found.category not in settings.CATEGORIES or found.confidence < settings.MIN_ARTICLE_CONFIDENCE:
+        if found.category not in settings.CATEGORIES or found.confidence < settings.floor(found.category):
             continue
         if category and found.category != category:
             continue

@@ -49,7 +49,7 @@ def analyse(image, *, gender=None, detect=None):
 
     return ml_pipeline.analyse(
         image, gender=gender or None, parts=get_parts(), detect=detect,
-        min_confidence=settings.MIN_ARTICLE_CONFIDENCE,
+        min_confidence=settings.lowest_floor(),
     )
 
 
@@ -58,7 +58,7 @@ def analyse_batch(images, *, genders=None):
     from ml import pipeline as ml_pipeline
 
     return ml_pipeline.analyse_batch(images, genders=genders, parts=get_parts(),
-                                     min_confidence=settings.MIN_ARTICLE_CONFIDENCE)
+                                     min_confidence=settings.lowest_floor())
 
 
 def current_versions():

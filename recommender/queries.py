@@ -324,4 +324,5 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
            + "SELECT COALESCE(jsonb_agg(jsonb_build_array(product_id, distance, colour_similarity, colour_name) "
            f"ORDER BY score, product_id), '[]'::jsonb) FROM search CROSS JOIN LATERAL "
            f"({' UNION ALL '.join(branches)}) AS hits) END")
-    return sql, [float(settings.MIN_ARTICLE_CONFIDENCE), *search_params, *params]
+    # (a better article of the same category is above that category's floor whenever the row's article is)
+    return sql, [settings.lowest_floor(), *search_params, *params]

@@ -18,7 +18,8 @@ indexes a catalogue photo of one article — the whole image's embedding, its lo
 - ``look`` (the "Buy Me That Look" widget of a product whose photo this is): ``ml.pipeline.analyse``
   on the whole photo (pose gate: no rows unless it is a full shot; gender predicted, as the street
   photo has no product gender unless ``--gender`` gives one; detect; embed). Rows as
-  ``recommender.looks.rows_for`` makes them: detections ≥ 0.25 grouped by category, overlaps (IoU ≥ 0.45)
+  ``recommender.looks.rows_for`` makes them: detections at or above their category's floor (``shop_floors``:
+  ``--article-floors``, default the detector's) grouped by category, overlaps (IoU ≥ 0.45)
   suppressed, the most confident box is the row's article. Each row's k nearest catalogue products of
   the row's category and a compatible gender (``GENDER_POLICY`` below, the recommender's default). A
   garment *gets a row* when a row of its category exists; ``matched`` also needs one of the row's boxes
@@ -54,7 +55,7 @@ GENDER_POLICY = {
     "Girls": ("Girls",),
     "Unisex": ("Unisex", "Men", "Women"),
 }
-MIN_ARTICLE_CONFIDENCE = 0.25  # recommender.conf DEFAULTS["MIN_ARTICLE_CONFIDENCE"]
+MIN_ARTICLE_CONFIDENCE = 0.25  # recommender.conf DEFAULTS["MIN_ARTICLE_CONFIDENCE"] (ARTICLE_FLOORS: shop_floors)
 ROW_OVERLAP_IOU = 0.45  # recommender.looks.rows_for → ml.boxes.suppress_overlaps default
 MATCH_IOU = 0.3
 MIN_CROP_SIDE = 64  # crop mode: smaller garment crops are upscaled (ml.images.load_image refuses < 32 px)
@@ -117,11 +118,33 @@ def garments_of(data_dir: Path, names, boxes) -> list[Garment]:
     return out
 
 
+def shop_floors(spec="default") -> dict:
+    """Per-category confidence floors as the recommender applies them (``BUY_THE_LOOK["ARTICLE_FLOORS"]`` over
+    ``MIN_ARTICLE_CONFIDENCE``): "default" = the detector's ``ml.detect.ARTICLE_FLOORS``, "none" = 0.25 for
+    every category, or "bag=0.15,footwear=0.2"."""
+    from ml.detect import ARTICLE_FLOORS, CATEGORIES
+
+    if spec == "default":
+        chosen = dict(ARTICLE_FLOORS)
+    elif spec == "none":
+        chosen = {}
+    else:
+        chosen = {}
+        for item in spec.split(","):
+            category, _, value = item.partition("=")
+            if category.strip() not in CATEGORIES:
+                raise SystemExit(f"--article-floors: unknown category {category.strip()!r} in {spec!r}")
+            chosen[category.strip()] = float(value)
+    return {c: float(chosen.get(c, MIN_ARTICLE_CONFIDENCE)) for c in CATEGORIES}
+
+
 def rows_for(articles, categories, floor=MIN_ARTICLE_CONFIDENCE):
-    """``recommender.looks.rows_for`` for one image: {category: [articles, best first]} after suppression."""
+    """``recommender.looks.rows_for`` for one image: {category: [articles, best first]} after suppression.
+    ``floor``: one confidence for every category, or {category: floor} (``shop_floors``)."""
     rows = {}
     for article in sorted(articles, key=lambda a: -a.confidence):
-        if article.category not in categories or article.confidence < floor:
+        least = floor.get(article.category, MIN_ARTICLE_CONFIDENCE) if isinstance(floor, dict) else floor
+        if article.category not in categories or article.confidence < least:
             continue
         kept = rows.setdefault(article.category, [])
         if all(_iou(article.box, k.box) < ROW_OVERLAP_IOU for k in kept):
@@ -220,7 +243,7 @@ def _summarise(records, categories, k):
 # --------------------------------------------------------------------------------------------------
 # Modes
 # --------------------------------------------------------------------------------------------------
-def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True):
+def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True, floors=None):
     from tqdm import tqdm
 
     from ml.detection_data import CATEGORIES
@@ -233,12 +256,13 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
     records, photos = [], {"full_shots": 0, "photos": len(by_photo), "rows": 0, "rows_by_category": Counter(),
                            "rows_without_garment": Counter()}
     # Detections are kept down to the sweep's lowest floor; the rows counted everywhere else use the shop's floor.
-    lowest = min(FLOOR_SWEEP + (MIN_ARTICLE_CONFIDENCE,))
+    floors = floors if floors is not None else shop_floors()
+    lowest = min(FLOOR_SWEEP + tuple(floors.values()))
     sweep_photos = []
     for name, items in tqdm(sorted(by_photo.items()), desc="look", unit="photo", disable=not progress):
         analysis = analyse(data_dir / "photos" / f"{name}.jpg", gender=gender, parts=parts, min_confidence=lowest)
         photos["full_shots"] += int(analysis.is_full_shot)
-        rows = rows_for(analysis.articles, CATEGORIES)
+        rows = rows_for(analysis.articles, CATEGORIES, floors)
         low_rows = rows_for(analysis.articles, CATEGORIES, floor=lowest)
         sweep_photos.append({"worn": sorted({g.category for g in items}),
                              "best": {c: float(arts[0].confidence) for c, arts in low_rows.items()}})
@@ -259,7 +283,9 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
             low = low_rows.get(g.category)
             if low is not None:  # the best box of its category, whatever its confidence (the sweep's row)
                 record["best_confidence"] = float(low[0].confidence)
-                low_hits = hits.get(g.category) or catalogue.nearest(low[0].embedding, k, g.category, analysis.gender)
+                low_hits = hits.get(g.category)
+                if low_hits is None:
+                    low_hits = catalogue.nearest(low[0].embedding, k, g.category, analysis.gender)
                 record["low_floor_type_share"] = _type_share(catalogue, low_hits,
                                                              acceptable.get(g.fine_label, set()))
             records.append(record)
@@ -290,7 +316,7 @@ def floor_sweep(records, sweep_photos, categories, floors=FLOOR_SWEEP):
     return out
 
 
-def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True, head=None):
+def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progress=True, head=None, floors=None):
     from PIL import Image
     from tqdm import tqdm
 
@@ -308,8 +334,8 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         if min(crop.size) < MIN_CROP_SIDE:  # a visitor's close-up is a real photo, not a 24-pixel cut-out
             scale = MIN_CROP_SIDE / min(crop.size)
             crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.BICUBIC)
-        analysis = analyse(crop, gender=gender, parts=parts, detect=True)
-        rows = rows_for(analysis.articles, CATEGORIES)
+        analysis = analyse(crop, gender=gender, parts=parts, detect=True, min_confidence=min(floors.values()))
+        rows = rows_for(analysis.articles, CATEGORIES, floors)
         knn_vote = category_vote(catalogue, analysis.image_embedding, analysis.gender)
         record = {"photo": g.photo, "category": g.category, "fine_label": g.fine_label,
                   "answered": g.category in rows, "fallback_whole_photo": not rows, "vote_row": False,
@@ -464,6 +490,9 @@ def add_arguments(parser):
     parser.add_argument("--split", choices=("val", "all"), default="val",
                         help="val (default): the detector's validation split; all: every photo")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--article-floors", default="default",
+                        help="per-category confidence floors of the rows: default (the detector's, as the shop), "
+                             "none (0.25 for all, as before them) or e.g. bag=0.15,footwear=0.15")
     parser.add_argument("--gender", default=None, help="treat every photo as this product gender (default: predicted)")
     parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the committed ones)")
     parser.add_argument("--category-head", default="default",
@@ -502,8 +531,11 @@ def run(args) -> dict:
     result = {"mode": args.mode, "data": str(args.data), "split": args.split, "photos": len(names),
               "garments": len(garments), "k": args.k, "catalogue_products": len(catalogue.products),
               "gender": args.gender or "predicted", "models": parts.versions()}
+    floors = shop_floors(args.article_floors)
+    result["article_floors"] = floors
     if args.mode == "look":
-        records, photos = run_look(parts, catalogue, args.data, garments, acceptable, args.k, args.gender)
+        records, photos = run_look(parts, catalogue, args.data, garments, acceptable, args.k, args.gender,
+                                   floors=floors)
         result["pipeline"] = photos
         result["by_category"] = _summarise(records, CATEGORIES, args.k)
     elif args.mode == "crop":
@@ -512,7 +544,8 @@ def run(args) -> dict:
         head = None if args.category_head == "none" else (
             default_head() if args.category_head == "default" else CategoryHead(args.category_head))
         result["category_head"] = head.version if head is not None and head.available_for(parts.embedder.version) else None
-        records = run_crop(parts, catalogue, args.data, garments, acceptable, args.k, args.gender, head=head)
+        records = run_crop(parts, catalogue, args.data, garments, acceptable, args.k, args.gender, head=head,
+                           floors=floors)
         result["whole_photo_category_right"] = _vote_summary(records, CATEGORIES)
         result["by_category"] = _summarise(records, CATEGORIES, args.k)
         fallback = [r["fallback_category_share"] for r in records if "fallback_category_share" in r]

@@ -133,3 +133,15 @@ def test_floor_sweep_counts_rows_gained_and_wrong_rows_per_floor():
     assert (low["garments_with_row"], low["rows_without_garment"], low["type_precision"]) == (1.0, 1, 0.75)
     assert (shop["garments_with_row"], shop["rows_without_garment"], shop["type_precision"]) == (0.5, 0, 1.0)
     assert sweep["top"][1]["garments_with_row"] == 1.0
+
+
+def test_rows_use_each_category_floor_as_the_shop_does():
+    from ml.detect import ARTICLE_FLOORS
+
+    art = lambda c, conf, box: SimpleNamespace(category=c, confidence=conf, box=box)
+    found = [art("bag", 0.18, (0.6, 0.5, 0.8, 0.7)), art("dress", 0.18, (0.2, 0.2, 0.8, 0.8))]
+    floors = s2s.shop_floors("bag=0.15")
+    assert floors["bag"] == 0.15 and floors["dress"] == s2s.MIN_ARTICLE_CONFIDENCE
+    assert set(s2s.rows_for(found, ("dress", "bag"), floors)) == {"bag"}
+    assert s2s.rows_for(found, ("dress", "bag"), s2s.shop_floors("none")) == {}
+    assert s2s.shop_floors("default") == {c: ARTICLE_FLOORS.get(c, 0.25) for c in floors}
