@@ -34,6 +34,11 @@ class CategoryHead(EmbeddingHead):
     DEFAULT_PATH = DEFAULT_PATH
     EXTRA = {"categories": lambda value: [str(c) for c in value]}
 
+    @property
+    def categories(self) -> list[str]:
+        """The look categories of the probabilities' columns."""
+        return self._load()["categories"]
+
     def category_of(self, vector, embedder_version):
         """The most likely category of one vector, or None when this head does not belong to its embedder."""
         return self.predict([vector])[0][0] if self.available_for(embedder_version) else None

@@ -44,7 +44,12 @@ DUPLICATE_IOU = 0.8
 #: Chosen with the floor sweep of ``python -m ml.evaluate street-to-shop --mode look`` (missed garments and rows
 #: on photos without the garment counted alike; ml/weights/DETECTOR.md, "Confidence floors"). The recommender's
 #: default ``BUY_THE_LOOK["ARTICLE_FLOORS"]``; another detector comes with its own.
-ARTICLE_FLOORS = {"footwear": 0.15, "bag": 0.15}
+ARTICLE_FLOORS = {"footwear": 0.15, "bag": 0.15, "dress": 0.1}
+#: A second opinion for the categories the detector confuses with a layered outfit: a box of such a category is
+#: kept only when the whole-photo category head (``ml.category_head``, over the box's own vector) gives it at
+#: least this probability. A "dress" found on a long coat over trousers is mostly a coat to the head. Chosen
+#: with the look mode's floor sweep like the floors (ml/weights/DETECTOR.md, "Confidence floors").
+HEAD_CHECKS = {"dress": 0.5}
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,13 @@ DEFAULT_PART_PATHS = {
     "embedder": "ml.embed.Embedder",
     "colour": "ml.colour.ColourReader",
     "shot_test": "ml.shot_test.ShotTest",
+    "category_head": "ml.category_head.CategoryHead",
 }
+#: Parts that may be left out (``False`` in ``parts_from_paths``, None in ``Parts``).
+OPTIONAL_PARTS = ("colour", "shot_test", "category_head")
+#: The detection floor of every category when ``min_confidence`` is one number (and of a category a
+#: ``min_confidence`` dict does not name).
+MIN_CONFIDENCE = 0.25
 #: Extra context around an article box before embedding, as a fraction of the box's width/height.
 CROP_MARGIN = 0.08
 GENDER_SOURCES = ("product", "predicted")
@@ -110,6 +116,9 @@ class Parts:
       colours not read; ``find_person=False`` when the pose gate saw nobody)
     - ``shot_test.available_for(embedder_version) -> bool``, ``shot_test.screen(vectors) -> [ml.shot_test.Screen]``
       (optional: None = every image of ``analyse_batch`` runs the pose gate)
+    - ``category_head.available_for(embedder_version) -> bool``, ``category_head.probabilities(vectors)``,
+      ``category_head.categories``: a second opinion on the detections of the categories in
+      ``ml.detect.HEAD_CHECKS`` (optional: None = every detection is kept)
 
     Each has a ``version`` string. ``versions()`` leaves the shot test out: it decides only which images skip
     the gate, not what an analysis holds, so a new one does not make stored analyses stale.
@@ -121,9 +130,11 @@ class Parts:
     embedder: Any
     colour: Any = None
     shot_test: Any = None
+    category_head: Any = None
 
     def versions(self) -> dict:
-        names = ("pose", "gender", "detector", "embedder") + (("colour",) if self.colour is not None else ())
+        names = ("pose", "gender", "detector", "embedder") + tuple(
+            name for name in ("colour", "category_head") if getattr(self, name) is not None)
         return {name: str(getattr(getattr(self, name), "version", "unknown")) for name in names}
 
 
@@ -151,14 +162,16 @@ def load_part(dotted_path: str):
     return obj
 
 
-def parts_from_paths(pose=None, gender=None, detector=None, embedder=None, colour=None, shot_test=None) -> Parts:
+def parts_from_paths(pose=None, gender=None, detector=None, embedder=None, colour=None, shot_test=None,
+                     category_head=None) -> Parts:
     """``Parts`` built from dotted paths (or classes, or ready objects); None = the default
-    (``colour=False``: no colour reader; ``shot_test=False``: every image runs the pose gate)."""
+    (``colour=False``: no colour reader; ``shot_test=False``: every image runs the pose gate;
+    ``category_head=False``: detections are not checked)."""
     chosen = {"pose": pose, "gender": gender, "detector": detector, "embedder": embedder, "colour": colour,
-              "shot_test": shot_test}
+              "shot_test": shot_test, "category_head": category_head}
     built = {}
     for name, spec in chosen.items():
-        if name in ("colour", "shot_test") and spec is False:  # not used
+        if name in OPTIONAL_PARTS and spec is False:  # not used
             built[name] = None
             continue
         spec = spec or DEFAULT_PART_PATHS[name]
@@ -216,7 +229,7 @@ def analyse(
     gender: str | None = None,
     parts: Parts | None = None,
     detect: bool | None = None,
-    min_confidence: float = 0.25,
+    min_confidence: float | dict = MIN_CONFIDENCE,
     max_articles: int = 20,
     pose=None,
     image_vector=None,
@@ -224,8 +237,10 @@ def analyse(
     """Analyse one image (bytes, path, file object or PIL image).
 
     ``gender``: the product's gender when known (it wins over the prediction); ``detect``: None =
-    detect articles only in full shots, True/False = always/never; ``min_confidence`` and
-    ``max_articles`` (the most confident are kept) bound the detections; ``pose``: the pose gate's
+    detect articles only in full shots, True/False = always/never; ``min_confidence`` (one number, or
+    {category: floor}) and ``max_articles`` (the most confident are kept) bound the detections, and the
+    category head (``parts.category_head``) must agree with those of the categories in ``ml.detect.HEAD_CHECKS``
+    in a full shot; ``pose``: the pose gate's
     result for this image and ``image_vector`` its whole-image embedding, when the caller already has them
     (``analyse_batch``). Raises ``ImageError`` for an unusable image.
     """
@@ -261,7 +276,10 @@ def analyse(
     run_detector = pose.is_full_shot if detect is None else bool(detect)
     detections = []
     if run_detector:
-        detections = list(parts.detector.detect(picture, min_confidence=min_confidence))
+        floors = min_confidence if isinstance(min_confidence, dict) else {}
+        lowest = min(floors.values(), default=MIN_CONFIDENCE) if floors else float(min_confidence)
+        detections = [d for d in parts.detector.detect(picture, min_confidence=lowest)
+                      if d.confidence >= floors.get(d.category, lowest if not floors else MIN_CONFIDENCE)]
         detections.sort(key=lambda d: -d.confidence)
         detections = detections[:max_articles]
         versions["detector"] = str(parts.detector.version)
@@ -286,9 +304,13 @@ def analyse(
         for i, d in enumerate(detections)
     ]
     timings["embed"] = _ms(start)
+    if articles and pose.is_full_shot:  # a close-up is one garment: no layered outfit to be mistaken for it
+        start = time.perf_counter()
+        articles = check_articles(parts, articles, versions)
+        timings["check"] = _ms(start)
 
     start = time.perf_counter()
-    colours = read_colours(parts, picture, [d.box for d in detections], versions, person=_person_seen(pose))
+    colours = read_colours(parts, picture, [a.box for a in articles], versions, person=_person_seen(pose))
     if colours[1:]:
         articles = [dataclasses.replace(article, colour=colour) for article, colour in zip(articles, colours[1:])]
     timings["colour"] = _ms(start)
@@ -309,6 +331,27 @@ def analyse(
         model_versions=versions,
         image_colour=colours[0],
     )
+
+
+def check_articles(parts: Parts, articles: list, versions: dict) -> list:
+    """The articles without those of a category in ``ml.detect.HEAD_CHECKS`` whose own vector the category head
+    gives less than that category's probability there (a "dress" box over a coat and trousers). Unchanged when
+    there is no head or it belongs to another embedder."""
+    from ml.detect import HEAD_CHECKS
+
+    head = parts.category_head
+    if head is None or not head.available_for(str(parts.embedder.version)):
+        return articles
+    versions["category_head"] = str(head.version)
+    checked = [i for i, a in enumerate(articles) if a.category in HEAD_CHECKS]
+    if not checked:
+        return articles
+    categories = list(head.categories)
+    probabilities = head.probabilities(np.stack([articles[i].embedding for i in checked]))
+    dropped = {i for i, p in zip(checked, probabilities)
+               if articles[i].category in categories
+               and p[categories.index(articles[i].category)] < HEAD_CHECKS[articles[i].category]}
+    return [a for i, a in enumerate(articles) if i not in dropped]
 
 
 def read_colours(parts: Parts, picture, boxes, versions: dict | None = None, *, person: bool = True) -> list:
@@ -333,7 +376,7 @@ def analyse_batch(
     *,
     genders=None,
     parts: Parts | None = None,
-    min_confidence: float = 0.25,
+    min_confidence: float | dict = MIN_CONFIDENCE,
     max_articles: int = 20,
 ) -> list:
     """Analyse many images (a catalogue import, a re-index) faster than one ``analyse`` each.

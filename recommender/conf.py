@@ -51,6 +51,9 @@ DEFAULTS = {
         # rules out full shots from the embedding before the pose gate in catalogue ingest (None: the gate
         # runs on every photo); only used with the embedder it was trained for (ml/weights/SHOT_TEST.md)
         "shot_test": "ml.shot_test.ShotTest",
+        # a second opinion on the detector's boxes of the categories in ml.detect.HEAD_CHECKS (a "dress" over a
+        # coat and trousers is dropped); None: every detection above its floor is kept
+        "category_head": "ml.category_head.CategoryHead",
     },
     # How much colour counts in a look row: the visual candidates are re-ordered by cosine distance +
     # COLOUR_WEIGHT × colour distance (1 − Bhattacharyya coefficient of the two articles' colour histograms).
@@ -233,9 +236,13 @@ class RecommenderSettings:
         """The confidence from which a detected article of ``category`` is stored and shown."""
         return float((self.ARTICLE_FLOORS or {}).get(category, self.MIN_ARTICLE_CONFIDENCE))
 
+    def floors(self):
+        """{category: floor} of the look categories (what the pipeline keeps of the detector's boxes)."""
+        return {category: self.floor(category) for category in self.CATEGORIES}
+
     def lowest_floor(self):
-        """The smallest floor of any look category: the detector is asked for articles down to it."""
-        return min(self.floor(category) for category in self.CATEGORIES)
+        """The smallest floor of any look category."""
+        return min(self.floors().values())
 
     def label(self, category):
         return self.CATEGORY_LABELS.get(category, category.title())

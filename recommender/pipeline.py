@@ -8,7 +8,7 @@ import threading
 
 from .conf import DEFAULTS, settings
 
-PART_NAMES = ("pose", "gender", "detector", "embedder", "colour", "shot_test")
+PART_NAMES = ("pose", "gender", "detector", "embedder", "colour", "shot_test", "category_head")
 
 _lock = threading.Lock()
 _parts = None
@@ -33,6 +33,7 @@ def _build_parts():
     chosen = {name: configured.get(name) for name in PART_NAMES}
     chosen["colour"] = chosen["colour"] or False  # None in the settings: colours are not read
     chosen["shot_test"] = chosen["shot_test"] or False  # None: every catalogue photo runs the pose gate
+    chosen["category_head"] = chosen["category_head"] or False  # None: the detections are not checked
     return ml_pipeline.parts_from_paths(**chosen)
 
 
@@ -49,7 +50,7 @@ def analyse(image, *, gender=None, detect=None):
 
     return ml_pipeline.analyse(
         image, gender=gender or None, parts=get_parts(), detect=detect,
-        min_confidence=settings.lowest_floor(),
+        min_confidence=settings.floors(),
     )
 
 
@@ -58,7 +59,7 @@ def analyse_batch(images, *, genders=None):
     from ml import pipeline as ml_pipeline
 
     return ml_pipeline.analyse_batch(images, genders=genders, parts=get_parts(),
-                                     min_confidence=settings.lowest_floor())
+                                     min_confidence=settings.floors())
 
 
 def current_versions():
@@ -72,4 +73,7 @@ def stale_versions(stored, current):
     stale = {name for name, version in stored.items() if name in current and current[name] != version}
     # the colour reader runs on every image: an analysis without its version was made before colours were read
     stale |= {name for name in ("colour",) if name in current and name not in stored}
+    # the category head checks detections: an analysis that ran the detector without it is stale
+    if "category_head" in current and "detector" in stored and "category_head" not in stored:
+        stale.add("category_head")
     return sorted(stale)

@@ -490,6 +490,9 @@ def add_arguments(parser):
     parser.add_argument("--split", choices=("val", "all"), default="val",
                         help="val (default): the detector's validation split; all: every photo")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--head-checks", choices=("default", "none"), default="default",
+                        help="the category head's second opinion on dress boxes (ml.detect.HEAD_CHECKS), as the "
+                             "shop: default, or none (every box above its floor kept)")
     parser.add_argument("--article-floors", default="default",
                         help="per-category confidence floors of the rows: default (the detector's, as the shop), "
                              "none (0.25 for all, as before them) or e.g. bag=0.15,footwear=0.15")
@@ -526,7 +529,8 @@ def run(args) -> dict:
     from ml.embed import Embedder
 
     parts = parts_from_paths(detector=ArticleDetector(args.weights) if args.weights else None,
-                             embedder=Embedder(args.embedder_weights) if args.embedder_weights else None)
+                             embedder=Embedder(args.embedder_weights) if args.embedder_weights else None,
+                             category_head=False if args.head_checks == "none" else None)
     catalogue = Catalogue(args.catalogue_styles, args.catalogue_images, parts.embedder, args.cache_dir)
     result = {"mode": args.mode, "data": str(args.data), "split": args.split, "photos": len(names),
               "garments": len(garments), "k": args.k, "catalogue_products": len(catalogue.products),

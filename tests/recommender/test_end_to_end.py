@@ -86,6 +86,15 @@ def test_reindex_reanalyses_only_what_another_model_made(shop, capsys):
     assert stale.model_versions["embedder"] != "an-older-embedder"
 
 
+def test_reindex_reanalyses_full_shots_made_before_the_category_head_checked_them(shop, capsys):
+    full = ImageAnalysis.objects.filter(status="done", is_full_shot=True).first()
+    assert "category_head" in full.model_versions  # the head checked its detections
+    full.model_versions = {k: v for k, v in full.model_versions.items() if k != "category_head"}
+    full.save()
+    call_command("reindex", "--dry-run")
+    assert "1 image(s) to re-analyse (category_head changed: 1)" in capsys.readouterr().out
+
+
 def test_search_by_photo_api_and_page(shop, client):
     photo = demo_look_photo().read_bytes()
     response = client.post("/api/search/", {"image": SimpleUploadedFile("me.jpg", photo, content_type="image/jpeg")})

@@ -89,9 +89,9 @@ def test_full_body_street_photo(street_analysis, parts):
     assert all(float(article.embedding @ a.image_embedding) < 0.9999 for article in a.articles)
     assert a.gender in ("Men", "Women") and a.gender_source == "predicted"
     assert 0.5 <= a.gender_confidence <= 1
-    assert set(a.timings) == {"decode", "pose", "gender", "detect", "embed", "colour", "total"}
+    assert set(a.timings) == {"decode", "pose", "gender", "detect", "embed", "check", "colour", "total"}
     assert a.timings["total"] >= a.timings["detect"] > 0
-    assert set(a.model_versions) == {"pose", "gender", "detector", "embedder", "colour"}
+    assert set(a.model_versions) == {"pose", "gender", "detector", "embedder", "colour", "category_head"}
     assert a.model_versions["embedder"] == parts.embedder.version
     # every article and the whole photo carry their colours, read from their own pixels
     from ml.colour import WORDS
@@ -102,6 +102,26 @@ def test_full_body_street_photo(street_analysis, parts):
     # the photo's shoes are dark red and its trousers white: different colours in different boxes
     by_category = {article.category: article.colour for article in a.articles}
     assert by_category["footwear"].main != by_category["bottom"].main
+
+
+def test_the_category_head_drops_a_dress_box_that_shows_a_top(parts):
+    """ml.detect.HEAD_CHECKS: a "dress" box whose own vector the real category head calls a top is dropped; a real
+    dress, and boxes of unchecked categories, are kept; without a head nothing is dropped."""
+    import dataclasses
+
+    from ml.detect import HEAD_CHECKS
+    from ml.pipeline import check_articles
+
+    assert HEAD_CHECKS.get("dress", 0) > 0
+    dress, shirt = parts.embedder.embed([Image.open(FIXTURES / "catalogue_women_dress.jpg"),
+                                         Image.open(FIXTURES / "catalogue_men_tshirt.jpg")])
+    found = [Article("dress", 0.6, (0.2, 0.2, 0.8, 0.9), dress), Article("dress", 0.5, (0.2, 0.1, 0.8, 0.5), shirt),
+             Article("top", 0.7, (0.2, 0.1, 0.8, 0.5), shirt)]
+    versions = {}
+    kept = check_articles(parts, found, versions)
+    assert [(a.category, a.confidence) for a in kept] == [("dress", 0.6), ("top", 0.7)]
+    assert versions["category_head"] == parts.category_head.version
+    assert check_articles(dataclasses.replace(parts, category_head=None), found, {}) == found
 
 
 def test_product_gender_wins_over_the_prediction(parts):
