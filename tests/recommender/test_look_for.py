@@ -35,18 +35,18 @@ def test_rows_follow_the_articles_in_category_order_and_skip_weak_ones(look, rng
 
 
 def test_each_category_has_its_own_confidence_floor(look, rng, settings):
-    """A bag at 0.18 gets a row under the detector's bag floor (0.15); a dress at 0.18 does not (0.25)."""
-    bulk_inventory([{"category": c, "embedding": random_unit(rng)} for c in ("bag", "dress") for _ in range(8)])
+    """A bag at 0.18 gets a row under the detector's bag floor (0.15); a bottom at 0.18 does not (0.25)."""
+    bulk_inventory([{"category": c, "embedding": random_unit(rng)} for c in ("bag", "bottom") for _ in range(8)])
     add_article(look["analysis"], "bag", random_unit(rng), box=(0.7, 0.4, 0.9, 0.6), confidence=0.18)
-    add_article(look["analysis"], "dress", random_unit(rng), box=(0.2, 0.2, 0.8, 0.8), confidence=0.18)
-    assert look_settings.floor("bag") == 0.15 and look_settings.floor("dress") == 0.25
+    add_article(look["analysis"], "bottom", random_unit(rng), box=(0.25, 0.5, 0.75, 0.85), confidence=0.18)
+    assert look_settings.floor("bag") == 0.15 and look_settings.floor("bottom") == 0.25
     rows = rows_by_category(look_for(look["product"]))
     assert set(rows) == {"top", "footwear", "bag"}
     assert rows["bag"].article.confidence == 0.18 and len(rows["bag"].recommendations) == look_settings.K
     settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "ARTICLE_FLOORS": {}}  # every category at 0.25
     assert set(rows_by_category(look_for(look["product"]))) == {"top", "footwear"}
-    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "ARTICLE_FLOORS": {"dress": 0.1}}
-    assert set(rows_by_category(look_for(look["product"]))) == {"top", "footwear", "dress"}
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "ARTICLE_FLOORS": {"bottom": 0.1}}
+    assert set(rows_by_category(look_for(look["product"]))) == {"top", "bottom", "footwear"}
 
 
 def test_nearest_first_matches_exact_cosine(look, rng):

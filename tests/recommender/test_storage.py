@@ -41,14 +41,14 @@ def test_full_shot_of_a_top_stores_every_article_and_marks_its_own(rng):
 
 def test_articles_under_their_category_floor_are_not_stored(rng):
     """The pipeline hands over detections down to the lowest floor (bag, footwear 0.15); each category keeps its own."""
-    dress = make_product(category="dress", gender="Women")
-    image = make_image(dress)
-    weak = [("dress", 0.2, (0.2, 0.1, 0.8, 0.8)), ("bag", 0.2, (0.7, 0.4, 0.9, 0.6)),
+    skirt = make_product(category="bottom", gender="Women")
+    image = make_image(skirt)
+    weak = [("bottom", 0.2, (0.2, 0.5, 0.8, 0.8)), ("bag", 0.2, (0.7, 0.4, 0.9, 0.6)),
             ("footwear", 0.1, (0.3, 0.88, 0.45, 0.99))]
     analysis = store(start(image.pk), image, result(rng, full_shot=True, articles=weak, gender="Women"))
     rows = list(analysis.articles.all())
-    # the 0.2 dress is under the dress floor: not the product's own article, which falls back to the whole image
-    assert sorted((r.category, r.is_whole_image) for r in rows) == [("bag", False), ("dress", True)]
+    # the 0.2 bottom is under the bottom floor: not the product's own article, which falls back to the whole image
+    assert sorted((r.category, r.is_whole_image) for r in rows) == [("bag", False), ("bottom", True)]
 
 
 def test_catalogue_photo_is_findable_through_its_whole_image(rng):
