@@ -57,9 +57,10 @@ DEFAULT_PART_PATHS = {
     "colour": "ml.colour.ColourReader",
     "shot_test": "ml.shot_test.ShotTest",
     "category_head": "ml.category_head.CategoryHead",
+    "kind_head": "ml.kind_head.KindHead",
 }
 #: Parts that may be left out (``False`` in ``parts_from_paths``, None in ``Parts``).
-OPTIONAL_PARTS = ("colour", "shot_test", "category_head")
+OPTIONAL_PARTS = ("colour", "shot_test", "category_head", "kind_head")
 #: The detection floor of every category when ``min_confidence`` is one number (and of a category a
 #: ``min_confidence`` dict does not name).
 MIN_CONFIDENCE = 0.25
@@ -80,6 +81,7 @@ class Article:
     box: tuple[float, float, float, float]
     embedding: np.ndarray = field(repr=False, compare=False)
     colour: Any = field(default=None, repr=False, compare=False)  # ml.colour.Colour, None = not read
+    kind: Any = field(default=None, repr=False, compare=False)  # ml.kind_head descriptor, None = not read
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Analysis:
     timings: dict = field(default_factory=dict)  # stage → ms: decode, pose, gender, detect, embed, total
     model_versions: dict = field(default_factory=dict)  # part → version string
     image_colour: Any = field(default=None, repr=False)  # ml.colour.Colour of the whole image, None = not read
+    image_kind: Any = field(default=None, repr=False)  # ml.kind_head descriptor of the whole image, None = not read
 
     def articles_in(self, category: str) -> list:
         return [a for a in self.articles if a.category == category]
@@ -119,6 +122,8 @@ class Parts:
     - ``category_head.available_for(embedder_version) -> bool``, ``category_head.probabilities(vectors)``,
       ``category_head.categories``: a second opinion on the detections of the categories in
       ``ml.detect.HEAD_CHECKS`` (optional: None = every detection is kept)
+    - ``kind_head.available_for(embedder_version) -> bool``, ``kind_head.descriptors(vectors)``: what kind of
+      article each vector shows, stored next to it for the look query (optional: None = no kind descriptors)
 
     Each has a ``version`` string. ``versions()`` leaves the shot test out: it decides only which images skip
     the gate, not what an analysis holds, so a new one does not make stored analyses stale.
@@ -131,11 +136,18 @@ class Parts:
     colour: Any = None
     shot_test: Any = None
     category_head: Any = None
+    kind_head: Any = None
 
     def versions(self) -> dict:
-        names = ("pose", "gender", "detector", "embedder") + tuple(
-            name for name in ("colour", "category_head") if getattr(self, name) is not None)
+        names = ("pose", "gender", "detector", "embedder") + (("colour",) if self.colour is not None else ()) + tuple(
+            name for name in ("category_head", "kind_head") if self.head(name) is not None)
         return {name: str(getattr(getattr(self, name), "version", "unknown")) for name in names}
+
+
+    def head(self, name):
+        """The head part ``name`` when it is set and belongs to this embedder, else None."""
+        head = getattr(self, name)
+        return head if head is not None and head.available_for(str(self.embedder.version)) else None
 
 
 def load_part(dotted_path: str):
@@ -163,12 +175,12 @@ def load_part(dotted_path: str):
 
 
 def parts_from_paths(pose=None, gender=None, detector=None, embedder=None, colour=None, shot_test=None,
-                     category_head=None) -> Parts:
+                     category_head=None, kind_head=None) -> Parts:
     """``Parts`` built from dotted paths (or classes, or ready objects); None = the default
     (``colour=False``: no colour reader; ``shot_test=False``: every image runs the pose gate;
-    ``category_head=False``: detections are not checked)."""
+    ``category_head=False``: detections are not checked; ``kind_head=False``: no kind descriptors)."""
     chosen = {"pose": pose, "gender": gender, "detector": detector, "embedder": embedder, "colour": colour,
-              "shot_test": shot_test, "category_head": category_head}
+              "shot_test": shot_test, "category_head": category_head, "kind_head": kind_head}
     built = {}
     for name, spec in chosen.items():
         if name in OPTIONAL_PARTS and spec is False:  # not used
@@ -294,12 +306,14 @@ def analyse(
         if crops:
             vectors = np.concatenate([vectors, np.asarray(parts.embedder.embed(crops), dtype=np.float32)])
     versions["embedder"] = str(parts.embedder.version)
+    kinds = read_kinds(parts, vectors, versions)
     articles = [
         Article(
             category=str(d.category),
             confidence=float(d.confidence),
             box=tuple(float(v) for v in d.box),
             embedding=vectors[i + 1].copy(),
+            kind=None if kinds is None else kinds[i + 1].copy(),
         )
         for i, d in enumerate(detections)
     ]
@@ -330,6 +344,7 @@ def analyse(
         timings=timings,
         model_versions=versions,
         image_colour=colours[0],
+        image_kind=_first(kinds),
     )
 
 
@@ -339,8 +354,8 @@ def check_articles(parts: Parts, articles: list, versions: dict) -> list:
     there is no head or it belongs to another embedder."""
     from ml.detect import HEAD_CHECKS
 
-    head = parts.category_head
-    if head is None or not head.available_for(str(parts.embedder.version)):
+    head = parts.head("category_head")
+    if head is None:
         return articles
     versions["category_head"] = str(head.version)
     checked = [i for i, a in enumerate(articles) if a.category in HEAD_CHECKS]
@@ -352,6 +367,19 @@ def check_articles(parts: Parts, articles: list, versions: dict) -> list:
                if articles[i].category in categories
                and p[categories.index(articles[i].category)] < HEAD_CHECKS[articles[i].category]}
     return [a for i, a in enumerate(articles) if i not in dropped]
+
+
+def _first(rows):
+    return None if rows is None else rows[0].copy()
+
+
+def read_kinds(parts: Parts, vectors, versions: dict):
+    """Kind descriptors of ``vectors`` (rows of this embedder), or None without a kind head for it."""
+    head = parts.head("kind_head")
+    if head is None:
+        return None
+    versions["kind_head"] = str(head.version)
+    return np.asarray(head.descriptors(vectors), dtype=np.float32)
 
 
 def read_colours(parts: Parts, picture, boxes, versions: dict | None = None, *, person: bool = True) -> list:
@@ -447,6 +475,7 @@ def analyse_batch(
                 width=picture.width, height=picture.height, is_full_shot=False, pose_score=float(pose.score),
                 keypoints=[], gender=gender, gender_confidence=1.0, gender_source="product", articles=[],
                 image_embedding=vector.copy(), timings=timings, model_versions=versions, image_colour=colour,
+                image_kind=_first(read_kinds(parts, vector.reshape(1, -1), versions)),
             )
         except Exception as exc:  # noqa: BLE001 — returned to the caller, per image
             results[index] = exc

@@ -33,8 +33,9 @@ class StreetCrop:
     photo: str = ""  # the street photo's name
 
 
-def load_street_crops(data_dir, article_types, cache_dir="build", progress=True) -> list[StreetCrop]:
-    """The garments of the training split whose fine label maps to at least one of ``article_types``."""
+def load_street_crops(data_dir, article_types, cache_dir="build", progress=True, split_name="train") -> list[StreetCrop]:
+    """The garments of the training split (``split_name="val"``: the validation split) whose fine label maps to at
+    least one of ``article_types``."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -43,11 +44,11 @@ def load_street_crops(data_dir, article_types, cache_dir="build", progress=True)
 
     data_dir = Path(data_dir)
     boxes = load_boxes(data_dir, cache_dir, progress=progress)
-    train_names, _ = split(boxes)
+    train_names, val_names = split(boxes)
     acceptable = street_to_catalogue()
     known = set(article_types)
     out = []
-    garments = garments_of(data_dir, train_names, boxes)
+    garments = garments_of(data_dir, val_names if split_name == "val" else train_names, boxes)
     by_photo = {}
     for g in garments:
         types = tuple(sorted(acceptable.get(g.fine_label, set()) & known))

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from . import cache as look_cache
 from . import pipeline
-from .conf import COLOUR_DIM, EMBEDDING_DIM, settings
+from .conf import COLOUR_DIM, EMBEDDING_DIM, KIND_DIM, settings
 from .models import DetectedArticle, ImageAnalysis
 from .sync import describe, filter_copies, own_category
 
@@ -81,6 +81,19 @@ def colour_fields(colour) -> dict:
             "colours": [[str(name)[:32], float(share)] for name, share in colour.names]}
 
 
+def kind_fields(kind) -> dict:
+    """``DetectedArticle`` kind field for an ``ml.kind_head`` descriptor (None when no kind was read)."""
+    if kind is None:
+        return {"kind": None}
+    descriptor = np.asarray(kind, dtype=np.float32).reshape(-1)
+    if descriptor.shape[0] != KIND_DIM or not np.all(np.isfinite(descriptor)):
+        raise AnalysisFailed(
+            f"the kind head returned a {descriptor.shape[0]}-value descriptor; the database stores {KIND_DIM} "
+            "(recommender.conf.KIND_DIM) — use a matching kind head or set PIPELINE['kind_head'] to None"
+        )
+    return {"kind": descriptor}
+
+
 def build_articles(analysis, product_id, facts, result):
     """Unsaved ``DetectedArticle`` rows for ``result`` (an ``ml.pipeline.Analysis``).
 
@@ -119,6 +132,7 @@ def build_articles(analysis, product_id, facts, result):
             is_inventory=inventory,
             embedding=_vector(article.embedding, f"{article.category} article"),
             **colour_fields(own_colour(getattr(article, "colour", None)) if inventory else getattr(article, "colour", None)),
+            **kind_fields(getattr(article, "kind", None)),
             **common,
         )
 
@@ -138,6 +152,7 @@ def build_articles(analysis, product_id, facts, result):
                 gender=product_gender, is_inventory=True, is_whole_image=True,
                 embedding=_vector(result.image_embedding, "whole image"),
                 **colour_fields(own_colour(getattr(result, "image_colour", None))),
+                **kind_fields(getattr(result, "image_kind", None)),
                 **common,
             )
         )

@@ -31,6 +31,9 @@ SETTINGS_NAME = "BUY_THE_LOOK"
 EMBEDDING_DIM = 256
 #: Dimension of the stored colour descriptors: one per colour word of ``ml.colour.WORDS`` (schema, too).
 COLOUR_DIM = 26
+#: Kind descriptor length (``ml.kind_head``: the catalogue article types it tells apart); a head with another
+#: number of types needs a migration of ``DetectedArticle.kind``.
+KIND_DIM = 46
 
 DEFAULTS = {
     # How many recommendations per article row (widget, look API, search by photo).
@@ -54,6 +57,9 @@ DEFAULTS = {
         # a second opinion on the detector's boxes of the categories in ml.detect.HEAD_CHECKS (a "dress" over a
         # coat and trousers is dropped); None: every detection above its floor is kept
         "category_head": "ml.category_head.CategoryHead",
+        # what kind of article each vector shows (ml/weights/KIND_HEAD.md), compared by the look query with
+        # KIND_WEIGHT; None: no kind descriptors
+        "kind_head": "ml.kind_head.KindHead",
     },
     # How much colour counts in a look row: the visual candidates are re-ordered by cosine distance +
     # COLOUR_WEIGHT × colour distance (1 − Bhattacharyya coefficient of the two articles' colour histograms).
@@ -61,6 +67,9 @@ DEFAULTS = {
     "COLOUR_WEIGHT": 0.15,
     # Visual candidates per article row that the colour weight re-orders (at least K × OVERFETCH).
     "COLOUR_CANDIDATES": 40,
+    # How much the kind of article counts in a look row (ml.kind_head): the visual candidates are re-ordered by
+    # + KIND_WEIGHT × (1 − Bhattacharyya coefficient of the two articles' kind distributions). 0: not compared.
+    "KIND_WEIGHT": 0.2,
     # A recommendation is labelled "same colour" when its main colour is the article's, "similar colour"
     # when the Bhattacharyya coefficient of their colour histograms is at least this.
     "SIMILAR_COLOUR": 0.6,

@@ -160,7 +160,7 @@ def full_shot_articles(product, filters=None):
     ).filter(above_floor()).order_by("analysis_id", "-confidence", "id")
     if filters is not None:
         sql, params = look_hits_sql(filters, product.pk, article=DetectedArticle._meta.db_table)
-        query = query.defer("embedding", "colour").annotate(look_hits=RawSQL(sql, params, output_field=JSONField()))
+        query = query.defer("embedding", "colour", "kind").annotate(look_hits=RawSQL(sql, params, output_field=JSONField()))
     articles = list(query.select_related("analysis", "analysis__image") if ordered else query.select_related("analysis"))
     if not articles:
         return []

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
-from .conf import COLOUR_DIM, EMBEDDING_DIM, settings
+from .conf import COLOUR_DIM, EMBEDDING_DIM, KIND_DIM, settings
 from .taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_CHOICES
 
 #: HNSW build parameters of the article indexes. Part of the schema (the migrations build the indexes with
@@ -116,6 +116,11 @@ class DetectedArticle(models.Model):
                                    help_text="Main colour read from the article's pixels, in the catalogue's words.")
     colours = models.JSONField(default=list, db_default=[], blank=True, editable=False,
                                help_text="Main colours read from the article's pixels: [[name, share], …].")
+    # What kind of article its vector shows (ml.kind_head): what the look query's KIND_WEIGHT compares.
+    kind = VectorField(
+        dimensions=KIND_DIM, null=True, blank=True, editable=False,
+        help_text="Kind descriptor: square roots of the probabilities of the kind head's article types (unit length).",
+    )
     model_version = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import replica
-from .analysis import colour_fields
+from .analysis import colour_fields, kind_fields
 from .conf import settings
 from .filters import Filters
 from .looks import LookRow, attach_cards, rows_for
@@ -84,7 +84,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
         articles.append(DetectedArticle(
             category=found.category, x1=x1, y1=y1, x2=x2, y2=y2, confidence=float(found.confidence),
             gender=chosen_gender or "", embedding=np.asarray(found.embedding, dtype=np.float32),
-            **colour_fields(getattr(found, "colour", None)),
+            **colour_fields(getattr(found, "colour", None)), **kind_fields(getattr(found, "kind", None)),
         ))
     embedder_version = (getattr(result, "model_versions", None) or {}).get("embedder")
     rows = rows_for([(None, articles)])
@@ -94,7 +94,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
         whole = DetectedArticle(
             category=whole_category or "", x1=0.0, y1=0.0, x2=1.0, y2=1.0, confidence=1.0,
             gender=chosen_gender or "", is_whole_image=True, embedding=embedding,
-            **colour_fields(getattr(result, "image_colour", None)),
+            **colour_fields(getattr(result, "image_colour", None)), **kind_fields(getattr(result, "image_kind", None)),
         )
         return LookRow(article=whole, category=whole_category or "",
                        label=settings.label(whole_category) if whole_category else "Similar products",
@@ -114,7 +114,7 @@ def search_by_photo(image, gender=None, category=None, colours=None, exclude_col
         row.article.pk = None
         row.index = index
     queries = [ArticleQuery(row.article.embedding, row.category or None, settings.compatible_genders(chosen_gender),
-                            embedder_version, row.article.colour) for row in rows]
+                            embedder_version, row.article.colour, row.article.kind) for row in rows]
     # The nearest neighbours and the cards from the read replica when one is configured.
     with replica.look_reads() as db:
         with db.cursor() as cursor:  # the statement sets its own search settings

@@ -8,7 +8,7 @@ import threading
 
 from .conf import DEFAULTS, settings
 
-PART_NAMES = ("pose", "gender", "detector", "embedder", "colour", "shot_test", "category_head")
+PART_NAMES = ("pose", "gender", "detector", "embedder", "colour", "shot_test", "category_head", "kind_head")
 
 _lock = threading.Lock()
 _parts = None
@@ -34,6 +34,7 @@ def _build_parts():
     chosen["colour"] = chosen["colour"] or False  # None in the settings: colours are not read
     chosen["shot_test"] = chosen["shot_test"] or False  # None: every catalogue photo runs the pose gate
     chosen["category_head"] = chosen["category_head"] or False  # None: the detections are not checked
+    chosen["kind_head"] = chosen["kind_head"] or False  # None: no kind descriptors
     return ml_pipeline.parts_from_paths(**chosen)
 
 
@@ -72,7 +73,7 @@ def stale_versions(stored, current):
     stored = stored or {}
     stale = {name for name, version in stored.items() if name in current and current[name] != version}
     # the colour reader runs on every image: an analysis without its version was made before colours were read
-    stale |= {name for name in ("colour",) if name in current and name not in stored}
+    stale |= {name for name in ("colour", "kind_head") if name in current and name not in stored}
     # the category head checks detections: an analysis that ran the detector without it is stale
     if "category_head" in current and "detector" in stored and "category_head" not in stored:
         stale.add("category_head")

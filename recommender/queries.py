@@ -23,6 +23,11 @@ Colour: when the article has a colour descriptor (``ml.colour``) and ``BUY_THE_L
 0, each branch takes ``COLOUR_CANDIDATES`` visual candidates from the index and re-orders them by cosine distance
 + weight × colour distance (1 − the Bhattacharyya coefficient of the two colour histograms, 1 for a candidate
 without colours). Each hit carries its colour similarity and main colour, for the "same colour" labels.
+
+Kind: in the same way, when the article has a kind descriptor (``ml.kind_head``: what kind of article its vector
+shows, a blouse, a coat, a sneaker) and ``KIND_WEIGHT`` is above 0, the candidates' score also gets weight × (1 −
+the Bhattacharyya coefficient of the two kind distributions), so a street coat's row prefers jackets to the
+kurtas its silhouette is near.
 """
 from __future__ import annotations
 
@@ -166,22 +171,23 @@ def nearest_products(cursor, embedding, *, category, genders, filters, exclude_i
 
 
 def search(cursor, embedding, *, category, genders, filters, exclude_ids, model_version=None, colour=None,
-           ef_search=None):
+           ef_search=None, kind=None):
     """The search of one article: ``search_many`` with one query."""
-    return search_many(cursor, [ArticleQuery(embedding, category, genders, model_version, colour)], filters=filters,
-                       exclude_ids=exclude_ids, ef_search=ef_search)[0]
+    return search_many(cursor, [ArticleQuery(embedding, category, genders, model_version, colour, kind)],
+                       filters=filters, exclude_ids=exclude_ids, ef_search=ef_search)[0]
 
 
 @dataclass(frozen=True)
 class ArticleQuery:
-    """One article to find products for: its vector, look category, allowed genders, embedder version and
-    colour descriptor (None: colour is not compared)."""
+    """One article to find products for: its vector, look category, allowed genders, embedder version, colour
+    descriptor (None: colour is not compared) and kind descriptor (None: kind is not compared)."""
 
     embedding: object
     category: str | None
     genders: tuple | None
     model_version: str | None = None
     colour: object = None
+    kind: object = None
 
 
 # The search settings of one statement: a materialized CTE the statement's index scans refer to
@@ -207,15 +213,18 @@ def category_vote(cursor, embedding, *, genders, filters, model_version=None, ne
     return row[0] if row else None
 
 
-def _search_branch(*, vector, colour_sql, colour_weight, where, head=""):
+def _search_branch(*, vector, colour_sql, colour_weight, where, head="", kind_sql="NULL::float8", kind_weight="0"):
     """One article's search as a ``UNION ALL`` branch: the ``LIMIT %s`` nearest candidates along the HNSW index,
-    scored ``distance + colour_weight × (1 − colour similarity)``, the best-scored row of each product (several
-    photos of one product fold into one card), the ``LIMIT %s`` best products. ``vector``, ``colour_sql``,
-    ``colour_weight``: SQL expressions; ``where``: the candidates' condition; ``head``: columns before
+    scored ``distance + colour_weight × (1 − colour similarity) + kind_weight × (1 − kind similarity)``, the
+    best-scored row of each product (several photos of one product fold into one card), the ``LIMIT %s`` best
+    products. ``vector``, ``colour_sql``, ``colour_weight``, ``kind_sql``, ``kind_weight``: SQL expressions (their
+    parameters in the order they appear: the two weights, the vector, colour, kind, ``where``); ``where``: the candidates' condition; ``head``: columns before
     ``product_id`` in the result. Its last two parameters are the number of candidates and k."""
     return (f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {head}product_id, distance, colour_similarity, "
-            f"colour_name, distance + {colour_weight} * (1 - COALESCE(colour_similarity, 1)) AS score FROM ("
-            f"SELECT product_id, embedding <=> {vector} AS distance, {colour_sql} AS colour_similarity, colour_name "
+            f"colour_name, distance + {colour_weight} * (1 - COALESCE(colour_similarity, 1)) "
+            f"+ {kind_weight} * (1 - COALESCE(kind_similarity, 1)) AS score FROM ("
+            f"SELECT product_id, embedding <=> {vector} AS distance, {colour_sql} AS colour_similarity, colour_name, "
+            f"{kind_sql} AS kind_similarity "
             f"FROM {TABLE} AS candidate WHERE {where} ORDER BY {index_order(vector)} LIMIT %s) AS candidates "
             f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)")
 
@@ -234,19 +243,29 @@ def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
         return []
     limit = filters.k * max(1, int(settings.OVERFETCH))
     weight = max(0.0, float(settings.COLOUR_WEIGHT))
+    kind_weight = max(0.0, float(settings.KIND_WEIGHT))
     branches, params = [], []
     for index, query in enumerate(queries):
         where, where_params = where_clause(query.category, query.genders, filters, exclude_ids, query.model_version)
         vector = vector_parameter(cursor, query.embedding)
+        candidates = limit
         if query.colour is not None:
             colour_sql, colour_params = "COALESCE(1 - (colour <=> %s), 0)", [vector_parameter(cursor, query.colour)]
             candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 else limit
         else:
-            colour_sql, colour_params, candidates = "NULL::float8", [], limit
-        branches.append(_search_branch(vector="%s", colour_sql=colour_sql, colour_weight="%s",
-                                       where=f"search_settings.ready AND {where}", head=f"{index} AS article, "))
+            colour_sql, colour_params = "NULL::float8", []
+        if query.kind is not None and kind_weight > 0:
+            kind_sql, kind_params = "COALESCE(1 - (kind <=> %s), 0)", [vector_parameter(cursor, query.kind)]
+            candidates = max(candidates, int(settings.COLOUR_CANDIDATES))
+        else:
+            kind_sql, kind_params = "NULL::float8", []
+        branches.append(_search_branch(vector="%s", colour_sql=colour_sql, colour_weight="%s", kind_sql=kind_sql,
+                                       kind_weight="%s", where=f"search_settings.ready AND {where}",
+                                       head=f"{index} AS article, "))
         row_weight = weight if query.colour is not None else 0.0
-        params += [row_weight, vector, *colour_params, *where_params, vector, candidates, filters.k]
+        row_kind_weight = kind_weight if kind_params else 0.0
+        params += [row_weight, row_kind_weight, vector, *colour_params, *kind_params, *where_params, vector,
+                   candidates, filters.k]
     cursor.execute(SEARCH_SETTINGS + f"SELECT article, product_id, distance, colour_similarity, colour_name "
                    f"FROM search_settings CROSS JOIN LATERAL ({' UNION ALL '.join(branches)}) AS hits "
                    f"ORDER BY article, score, product_id",
@@ -286,7 +305,8 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
     found fewer than k gets its exact search afterwards (``nearest_products``)."""
     limit = filters.k * max(1, int(settings.OVERFETCH))
     weight = max(0.0, float(settings.COLOUR_WEIGHT))
-    candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 else limit
+    kind_weight = max(0.0, float(settings.KIND_WEIGHT))
+    candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 or kind_weight > 0 else limit
     row = f'"{article}"'
     # What every branch needs, computed once per article in the statement's first CTE (so planned once, not once
     # per branch): the search settings, the products showing the look's photos, the product genders the
@@ -302,16 +322,19 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
         f"CASE WHEN {row}.gender = '' THEN NULL ELSE CASE {row}.gender "
         + "".join("WHEN %s THEN %s::varchar[] " for _ in policy)
         + f"ELSE ARRAY[{row}.gender]::varchar[] END END AS genders, "
-        f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE %s END AS colour_weight) "
+        f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE %s END AS colour_weight, "
+        f"CASE WHEN {row}.kind IS NULL THEN 0 ELSE %s END AS kind_weight) "
     )
     search_params = [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)))), *excluded_params,
-                     *(value for pair in policy for value in pair), weight]
+                     *(value for pair in policy for value in pair), weight, kind_weight]
     colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
+    kind_sql = f"CASE WHEN {row}.kind IS NULL THEN NULL ELSE COALESCE(1 - (kind <=> {row}.kind), 0) END"
     branches, params = [], []
     for category in settings.CATEGORIES:
         where, where_params = where_clause(category, None, filters, ())
         branches.append(_search_branch(
             vector=f"{row}.embedding", colour_sql=colour_sql, colour_weight="search.colour_weight",
+            kind_sql=kind_sql, kind_weight="search.kind_weight",
             where=f"{row}.category = %s AND search.ready AND {where} AND NOT (product_id = ANY(search.excluded)) "
                   f"AND (search.genders IS NULL OR gender = ANY(search.genders)) "
                   f"AND ({row}.model_version = '' OR model_version = {row}.model_version)"))

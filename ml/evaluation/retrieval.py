@@ -106,21 +106,26 @@ def knn_predict(catalogue: np.ndarray, cat_values: np.ndarray, queries: np.ndarr
     return np.array(preds)
 
 
-def colour_rerank(neighbours: np.ndarray, cat_emb, q_emb, cat_colour, q_colour, weight: float, k: int):
-    """Re-order each query's visual candidates by visual similarity + ``weight`` × colour similarity.
+def colour_rerank(neighbours: np.ndarray, cat_emb, q_emb, cat_colour, q_colour, weight: float, k: int, terms=()):
+    """Re-order each query's visual candidates by visual similarity + ``weight`` × colour similarity (+ each of
+    ``terms``: (catalogue descriptors, query descriptors, weight), e.g. the kind of article).
 
-    The shop's look query does the same: its HNSW index yields the visual candidates, the colour
+    The shop's look query does the same: its HNSW index yields the visual candidates, the colour (and kind)
     descriptors stored next to them re-order them (``recommender.queries``).
     """
+    terms = [(cat_colour, q_colour, weight)] * (weight > 0) + [t for t in terms if t[2] > 0]
     out = np.full((len(neighbours), k), -1, dtype=np.int64)
     for q, row in enumerate(neighbours):
         row = row[row >= 0]
         if not len(row):
             continue
-        score = cat_emb[row] @ q_emb[q] + weight * (cat_colour[row] @ q_colour[q])
+        score = cat_emb[row] @ q_emb[q] + sum(w * (cat_d[row] @ q_d[q]) for cat_d, q_d, w in terms)
         best = row[np.argsort(-score, kind="stable")[:k]]
         out[q, :len(best)] = best
     return out
+
+
+KIND_CANDIDATES = 40  # recommender.conf DEFAULTS["COLOUR_CANDIDATES"]
 
 
 def colour_naming(q_colour_names, q_products) -> dict:
@@ -134,8 +139,9 @@ def colour_naming(q_colour_names, q_products) -> dict:
 
 
 def evaluate_embeddings(cat_emb, cat_products, q_emb, q_products, k=10, filters="none",
-                        categories_json=None, colour=None) -> dict:
-    """``colour``: (catalogue descriptors, query descriptors, weight, candidates) re-ranks by colour too."""
+                        categories_json=None, colour=None, kind=None) -> dict:
+    """``colour``: (catalogue descriptors, query descriptors, weight, candidates) re-ranks by colour too;
+    ``kind``: (catalogue kind descriptors, query kind descriptors, weight) by kind of article (same candidates)."""
     cat_labels, q_labels = product_labels(cat_products), product_labels(q_products)
     allowed = None
     extra = {}
@@ -166,11 +172,14 @@ def evaluate_embeddings(cat_emb, cat_products, q_emb, q_products, k=10, filters=
             )
     elif filters != "none":
         raise ValueError(f"unknown --filters {filters!r}; choose from {', '.join(FILTER_CHOICES)}")
-    if colour is not None and colour[2] > 0:
-        cat_colour, q_colour, weight, candidates = colour
+    if (colour is not None and colour[2] > 0) or (kind is not None and kind[2] > 0):
+        cat_colour, q_colour, weight, candidates = colour if colour is not None else (None, None, 0.0, KIND_CANDIDATES)
         neighbours = nearest(cat_emb, q_emb, max(k, candidates), allowed)
-        neighbours = colour_rerank(neighbours, cat_emb, q_emb, cat_colour, q_colour, weight, k)
+        neighbours = colour_rerank(neighbours, cat_emb, q_emb, cat_colour, q_colour, weight, k,
+                                   terms=[kind] if kind is not None else [])
         extra["colour"] = {"weight": weight, "candidates": candidates}
+        if kind is not None:
+            extra["kind"] = {"weight": kind[2], "candidates": candidates}
     else:
         neighbours = nearest(cat_emb, q_emb, k, allowed)
     counts = Counter(cat_labels["articleType"])
@@ -207,6 +216,13 @@ def add_arguments(parser):
     parser.add_argument("--shop-colours", action="store_true",
                         help="the catalogue's colour descriptors blend in each product's own baseColour, as the shop "
                              "does for its products when its adapter gives a colour (ml.colour.with_known_colour)")
+    parser.add_argument("--kind-weights", default="",
+                        help="comma-separated kind weights to compare (e.g. 0,0.2): re-rank the visual candidates by "
+                             "visual + weight x kind similarity (ml.kind_head descriptors of both vectors; fine-tuned "
+                             "model only)")
+    parser.add_argument("--kind-head", type=Path, default=None, help="kind head file (default: the committed one)")
+    parser.add_argument("--with-colour-weight", type=float, default=0.0,
+                        help="with --kind-weights: also re-rank by colour with this weight, as the shop does")
     parser.add_argument("--colour-candidates", type=int, default=50,
                         help="visual candidates re-ranked by colour (the look query's candidate count)")
 
@@ -388,6 +404,7 @@ def run(args) -> dict:
         raise SystemExit("retrieval: empty catalogue or query set (check the CSVs and image directories)")
     models = ["imagenet", "finetuned"] if args.model == "both" else [args.model]
     weights = [float(w) for w in args.colour_weights.split(",") if w.strip()]
+    kind_weights = [float(w) for w in args.kind_weights.split(",") if w.strip()]
     result = {
         "catalogue": len(catalogue), "queries": len(queries), "held_out_split": same, "k": args.k,
         "filters": args.filters, "query_transform": args.query_transform, "models": {},
@@ -429,4 +446,26 @@ def run(args) -> dict:
                                             colour=(cat_col, q_col, w, args.colour_candidates))
                 for w in weights
             }
+        if kind_weights and name == "finetuned":
+            from ml.kind_head import KindHead
+
+            head = KindHead(args.kind_head) if args.kind_head else KindHead()
+            if not head.available_for(embedder.version):
+                raise SystemExit(f"retrieval: the kind head {head.path} is not for embedder {embedder.version}")
+            cat_kind, q_kind = head.descriptors(cat_emb), head.descriptors(q_emb)
+            colour_weight = float(args.with_colour_weight)
+            colour = None
+            if colour_weight > 0:
+                cat_col, _ = _colour_products(catalogue, "none", "colour: catalogue", args.cache_dir)
+                if args.shop_colours:
+                    cat_col = with_shop_colours(cat_col, catalogue)
+                q_col, _ = _colour_products(queries, args.query_transform, "colour: queries", args.cache_dir)
+                colour = (cat_col, q_col, colour_weight, args.colour_candidates)
+            result["kind_head"] = head.version
+            result["models"][name]["by_kind_weight"] = {
+                str(w): evaluate_embeddings(cat_emb, catalogue, q_emb, queries, args.k, args.filters, colour=colour,
+                                            kind=(cat_kind, q_kind, w))
+                for w in kind_weights
+            }
+            result["models"][name]["by_kind_weight_colour_weight"] = colour_weight
     return result

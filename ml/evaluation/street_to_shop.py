@@ -55,6 +55,8 @@ GENDER_POLICY = {
     "Girls": ("Girls",),
     "Unisex": ("Unisex", "Men", "Women"),
 }
+KIND_WEIGHT = 0.2  # recommender.conf DEFAULTS["KIND_WEIGHT"] (--kind-weight)
+KIND_CANDIDATES = 40  # recommender.conf DEFAULTS["COLOUR_CANDIDATES"]: the candidates the weights re-order
 MIN_ARTICLE_CONFIDENCE = 0.25  # recommender.conf DEFAULTS["MIN_ARTICLE_CONFIDENCE"] (ARTICLE_FLOORS: shop_floors)
 ROW_OVERLAP_IOU = 0.45  # recommender.looks.rows_for → ml.boxes.suppress_overlaps default
 MATCH_IOU = 0.3
@@ -168,15 +170,28 @@ class Catalogue:
         self.article_type = np.array([p.article_type for p in self.products])
         self.vectors, self.images_per_second = _embed_products(embedder, self.products, "none", batch_size,
                                                                "catalogue", cache_dir)
+        self.kinds, self.kind_weight = None, 0.0
 
-    def nearest(self, vector, k, category=None, gender=None) -> np.ndarray:
-        """Indices of the k nearest products (cosine) of ``category`` (None: any) and a compatible gender."""
+    def use_kinds(self, head, weight):
+        """Re-rank as the look query does with ``KIND_WEIGHT``: the products' kind descriptors read from their own
+        vectors by ``head`` (``ml.kind_head``), compared with a query's kind when it has one."""
+        self.kinds, self.kind_weight = head.descriptors(self.vectors), float(weight)
+
+    def nearest(self, vector, k, category=None, gender=None, kind=None) -> np.ndarray:
+        """Indices of the k nearest products (cosine) of ``category`` (None: any) and a compatible gender; with a
+        ``kind`` descriptor (and ``use_kinds``), the ``KIND_CANDIDATES`` nearest re-ordered by distance +
+        weight × (1 − kind similarity)."""
         allowed = np.ones(len(self.products), bool)
         if category:
             allowed &= self.category == category
         if gender:
             allowed &= np.isin(self.gender, GENDER_POLICY.get(gender, (gender,)))
         sims = np.where(allowed, self.vectors @ np.asarray(vector, np.float32), -np.inf)
+        if kind is not None and self.kinds is not None and self.kind_weight > 0:
+            pool = np.argsort(-sims, kind="stable")[:max(k, KIND_CANDIDATES)]
+            pool = pool[np.isfinite(sims[pool])]
+            score = (1 - sims[pool]) + self.kind_weight * (1 - self.kinds[pool] @ np.asarray(kind, np.float32))
+            return pool[np.argsort(score, kind="stable")[:k]]
         order = np.argsort(-sims, kind="stable")[:k]
         return order[np.isfinite(sims[order])]
 
@@ -270,7 +285,7 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         worn = {g.category for g in items}
         photos["rows_by_category"].update(list(rows))
         photos["rows_without_garment"].update(c for c in rows if c not in worn)
-        hits = {c: catalogue.nearest(arts[0].embedding, k, c, analysis.gender) for c, arts in rows.items()}
+        hits = {c: catalogue.nearest(arts[0].embedding, k, c, analysis.gender, arts[0].kind) for c, arts in rows.items()}
         for g in items:
             row = rows.get(g.category)
             record = {"photo": name, "category": g.category, "fine_label": g.fine_label,
@@ -285,7 +300,7 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
                 record["best_confidence"] = float(low[0].confidence)
                 low_hits = hits.get(g.category)
                 if low_hits is None:
-                    low_hits = catalogue.nearest(low[0].embedding, k, g.category, analysis.gender)
+                    low_hits = catalogue.nearest(low[0].embedding, k, g.category, analysis.gender, low[0].kind)
                 record["low_floor_type_share"] = _type_share(catalogue, low_hits,
                                                              acceptable.get(g.fine_label, set()))
             records.append(record)
@@ -350,19 +365,21 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         record["wrong_extra_row"] = bool(rows and not analysis.is_full_shot and voted and voted not in rows
                                          and voted != g.category)
         if g.category in rows:
-            hits = catalogue.nearest(rows[g.category][0].embedding, k, g.category, analysis.gender)
+            article = rows[g.category][0]
+            hits = catalogue.nearest(article.embedding, k, g.category, analysis.gender, article.kind)
         elif rows and not analysis.is_full_shot and voted == g.category:
             # as search_by_photo: a close-up's whole-photo vote adds its category's row when no box gave one
             record["answered"] = True
             record["vote_row"] = True
-            hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender)
+            hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender, analysis.image_kind)
         elif not rows:
             nearest = catalogue.nearest(analysis.image_embedding, k, None, analysis.gender)
             record["fallback_category_share"] = float(np.mean([catalogue.category[i] == g.category for i in nearest]))
             # as search_by_photo: the whole photo's row takes the category its nearest products vote for
             record["fallback_category"] = voted
             record["answered"] = voted == g.category
-            hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender) if voted else nearest
+            hits = catalogue.nearest(analysis.image_embedding, k, voted, analysis.gender,
+                                     analysis.image_kind) if voted else nearest
         else:
             hits = None
         if hits is not None:
@@ -493,6 +510,9 @@ def add_arguments(parser):
     parser.add_argument("--head-checks", choices=("default", "none"), default="default",
                         help="the category head's second opinion on dress boxes (ml.detect.HEAD_CHECKS), as the "
                              "shop: default, or none (every box above its floor kept)")
+    parser.add_argument("--kind-weight", type=float, default=KIND_WEIGHT,
+                        help="re-rank each row's 40 nearest by distance + this x (1 - kind similarity) as the shop "
+                             "does (KIND_WEIGHT; 0 = visual only, as before the kind head)")
     parser.add_argument("--article-floors", default="default",
                         help="per-category confidence floors of the rows: default (the detector's, as the shop), "
                              "none (0.25 for all, as before them) or e.g. bag=0.15,footwear=0.15")
@@ -537,6 +557,10 @@ def run(args) -> dict:
               "gender": args.gender or "predicted", "models": parts.versions()}
     floors = shop_floors(args.article_floors)
     result["article_floors"] = floors
+    kind_head = parts.head("kind_head")
+    if kind_head is not None and args.kind_weight > 0:
+        catalogue.use_kinds(kind_head, args.kind_weight)
+    result["kind_weight"] = args.kind_weight if catalogue.kinds is not None else 0.0
     if args.mode == "look":
         records, photos = run_look(parts, catalogue, args.data, garments, acceptable, args.k, args.gender,
                                    floors=floors)

@@ -85,7 +85,7 @@ def add_article(analysis, category, embedding, *, inventory=False, box=(0.2, 0.1
 
 def bulk_inventory(specs):
     """Many inventory products fast: ``specs`` is a list of dicts (category, gender, colour, price, embedding,
-    active, model_version, colour_vector, colour_name). Returns the products, in order. Images are rows only (no files): the query never reads them."""
+    active, model_version, colour_vector, colour_name, kind_vector). Returns the products, in order. Images are rows only (no files): the query never reads them."""
     products = []
     for spec in specs:
         number = next(_counter)
@@ -114,7 +114,7 @@ def bulk_inventory(specs):
             is_active=product.is_active, is_inventory=True, is_whole_image=True,
             embedding=np.asarray(spec["embedding"], dtype=np.float32),
             model_version=spec.get("model_version", "test"),
-            colour=spec.get("colour_vector"), colour_name=spec.get("colour_name", ""),
+            colour=spec.get("colour_vector"), colour_name=spec.get("colour_name", ""), kind=spec.get("kind_vector"),
         )
         for analysis, product, spec in zip(analyses, products, specs)
     ])

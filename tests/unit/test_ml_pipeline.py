@@ -91,7 +91,10 @@ def test_full_body_street_photo(street_analysis, parts):
     assert 0.5 <= a.gender_confidence <= 1
     assert set(a.timings) == {"decode", "pose", "gender", "detect", "embed", "check", "colour", "total"}
     assert a.timings["total"] >= a.timings["detect"] > 0
-    assert set(a.model_versions) == {"pose", "gender", "detector", "embedder", "colour", "category_head"}
+    assert set(a.model_versions) == {"pose", "gender", "detector", "embedder", "colour", "category_head", "kind_head"}
+    # every article and the whole photo carry a kind descriptor (ml.kind_head): unit length, one value per type
+    kinds = [a.image_kind] + [article.kind for article in a.articles]
+    assert all(k.shape == (parts.kind_head.dim,) and abs(float(np.linalg.norm(k)) - 1) < 1e-4 for k in kinds)
     assert a.model_versions["embedder"] == parts.embedder.version
     # every article and the whole photo carry their colours, read from their own pixels
     from ml.colour import WORDS
@@ -122,6 +125,20 @@ def test_the_category_head_drops_a_dress_box_that_shows_a_top(parts):
     assert [(a.category, a.confidence) for a in kept] == [("dress", 0.6), ("top", 0.7)]
     assert versions["category_head"] == parts.category_head.version
     assert check_articles(dataclasses.replace(parts, category_head=None), found, {}) == found
+
+
+def test_the_kind_head_tells_a_dress_from_a_shirt_and_a_shoe(parts):
+    """ml.kind_head: the committed head reads the catalogue fixtures' own article types from their vectors, and two
+    photos of one kind are more alike than photos of two kinds."""
+    head = parts.kind_head
+    assert head.available_for(parts.embedder.version) and head.dim == len(head.types)
+    names = ("catalogue_women_dress.jpg", "catalogue_men_tshirt.jpg", "catalogue_shoe.jpg")
+    vectors = parts.embedder.embed([Image.open(FIXTURES / name) for name in names])
+    kinds = head.descriptors(vectors)
+    assert [head.types[int(np.argmax(k))] for k in kinds[:2]] == ["Dresses", "Tshirts"]
+    assert head.types[int(np.argmax(kinds[2]))] in {"Casual Shoes", "Sports Shoes", "Formal Shoes", "Heels", "Flats"}
+    assert np.allclose(np.linalg.norm(kinds, axis=1), 1, atol=1e-4)
+    assert float(kinds[0] @ kinds[1]) < 0.5 and float(kinds[0] @ kinds[0]) > 0.99
 
 
 def test_product_gender_wins_over_the_prediction(parts):
