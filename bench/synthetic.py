@@ -5,7 +5,8 @@ What the data looks like (all drawn from one seeded generator, so two runs hold 
 - ``n`` inventory articles, one per product (a catalogue photo's own article), in five look categories
   (top 35%, bottom 20%, dress 10%, footwear 25%, bag 10%), genders Men 55% / Women 35% / Unisex 10%,
   thirteen colours from black (22%) down to the rare "lavender" (1%) (with an ``ml.colour``-shaped colour
-  descriptor, so look queries re-rank by colour as in a real shop), log-normal prices.
+  descriptor, so look queries re-rank by colour as in a real shop), an ``ml.kind_head``-shaped kind descriptor per
+  style cluster (look queries re-rank by kind too), log-normal prices.
 - Vectors of the embedder's dimension (``DetectedArticle.embedding``), unit length, grouped the way a
   metric-learned embedding groups products: each category has its own mean direction; around it, "style"
   clusters of about ``CLUSTER_SIZE`` products with Zipf-like sizes; inside a cluster, points spread along
@@ -54,6 +55,16 @@ def colour_descriptor(word: str, rng) -> np.ndarray:
     probabilities[rng.integers(len(WORDS))] += 0.2
     descriptor = np.sqrt(probabilities)
     return descriptor / np.linalg.norm(descriptor)
+def kind_descriptors(clusters: int, dim: int, rng) -> np.ndarray:
+    """An ``ml.kind_head``-shaped descriptor per style cluster: mostly one article type, a little of another
+    (unit rows), so look queries re-rank by kind as in a real shop."""
+    probabilities = np.zeros((clusters, dim), dtype=np.float32)
+    probabilities[np.arange(clusters), rng.integers(dim, size=clusters)] += 0.8
+    probabilities[np.arange(clusters), rng.integers(dim, size=clusters)] += 0.2
+    descriptors = np.sqrt(probabilities)
+    return descriptors / np.linalg.norm(descriptors, axis=1, keepdims=True)
+
+
 CLUSTER_SIZE = 200      # mean products per style cluster
 LATENT_DIM = 12         # directions a cluster spreads along
 CLUSTER_SPREAD = 0.45   # spread along them (relative to the unit cluster centre)
@@ -280,12 +291,15 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
             with cursor.copy(
                 "COPY recommender_detectedarticle (id, category, x1, y1, x2, y2, confidence, gender, base_colour, "
                 "price, is_active, is_inventory, is_whole_image, embedding, model_version, created_at, product_id, "
-                "analysis_id, article_type, colour, colour_name) FROM STDIN WITH (FORMAT BINARY)"
+                "analysis_id, article_type, colour, colour_name, kind) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["int8", "varchar", "float8", "float8", "float8", "float8", "float8", "varchar",
                                 "varchar", "numeric", "bool", "bool", "bool", "vector", "varchar", "timestamptz",
-                                "int8", "int8", "varchar", "vector", "varchar"])
+                                "int8", "int8", "varchar", "vector", "varchar", "vector"])
                 descriptors = {word: colour_descriptor(word, rng) for word in COLOURS}
+                from recommender.conf import KIND_DIM
+
+                kinds = kind_descriptors(len(inventory.centres), KIND_DIM, rng)
                 for i in tqdm(range(n), desc="articles", unit="row", disable=not progress, mininterval=1,
                               unit_scale=True):
                     pk = i + 1
@@ -294,6 +308,7 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
                         COLOURS[inventory.colour[i]], Decimal(f"{inventory.price[i]:.2f}"), True, True, True,
                         inventory.vectors[i], "bench-synthetic", now, pk, pk, "",
                         descriptors[COLOURS[inventory.colour[i]]], COLOURS[inventory.colour[i]].title(),
+                        kinds[inventory.cluster[i]],
                     ))
                 article = n
                 for pk, gender in zip(look_ids, look_genders):
@@ -307,7 +322,7 @@ def load(inventory, looks, *, dbname, progress=True, seed=11, index_params=None)
                         word = COLOURS[int(rng.integers(len(COLOURS)))]
                         copy.write_row((article, category, *box, 0.9, gender, "", Decimal("89.00"), True, False,
                                         False, vector, "bench-synthetic", now, pk, pk, "",
-                                        colour_descriptor(word, rng), word.title()))
+                                        colour_descriptor(word, rng), word.title(), kinds[cluster]))
             seconds["articles"] = time.perf_counter() - started
 
             for table in ("catalog_product", "catalog_productimage", "recommender_imageanalysis",
