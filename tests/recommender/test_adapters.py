@@ -69,6 +69,14 @@ def test_adapter_options_it_does_not_take_are_a_configuration_error(settings):
     assert [m.id for m in check_settings(None)] == ["recommender.E020"]
 
 
+@pytest.mark.parametrize("floors", [{"hat": 0.2}, {"bag": 1.5}, {"bag": "low"}, [("bag", 0.2)]])
+def test_article_floors_must_map_look_categories_to_confidences(settings, floors):
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": ADAPTER, "ARTICLE_FLOORS": floors}
+    assert [m.id for m in check_settings(None)] == ["recommender.E005"]
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": ADAPTER, "ARTICLE_FLOORS": {"bag": 0.2}}
+    assert check_settings(None) == [] and look_settings.floor("bag") == 0.2 and look_settings.floor("top") == 0.25
+
+
 @pytest.mark.django_db
 def test_check_counts_products_the_adapter_cannot_describe(settings):
     for _ in range(3):
