@@ -96,8 +96,9 @@ def _embed_street_views(embedder, crops, views, cache_dir):
     return vectors, owners
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ml.category_head", description=__doc__,
+def parse_args(argv=None, prog="python -m ml.category_head", description=__doc__):
+    """The command line of a head trained on catalogue photos and street crops (this one and ``ml.kind_head``)."""
+    p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--styles", required=True, type=Path, help="catalogue styles.csv")
     p.add_argument("--images", required=True, type=Path, help="catalogue images (<id>.jpg)")

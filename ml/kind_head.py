@@ -20,9 +20,7 @@ prints its accuracy on the catalogue hold-out and on the street validation garme
 """
 from __future__ import annotations
 
-import argparse
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -51,34 +49,10 @@ class KindHead(EmbeddingHead):
         return np.sqrt(self.probabilities(vectors)).astype(np.float32)
 
 
-_default = None
-_default_lock = threading.Lock()
-
-
-def default_head() -> KindHead:
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = KindHead()
-        return _default
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ml.kind_head", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--styles", required=True, type=Path, help="catalogue styles.csv")
-    p.add_argument("--images", required=True, type=Path, help="catalogue images (<id>.jpg)")
-    p.add_argument("--street", required=True, type=Path, help="street photos with masks (photos/, masks/, labels.txt)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--embedder-weights", type=Path, default=None, help="default: the committed embedder")
-    p.add_argument("--views", type=int, default=3, help="views per street crop (the widget's crop + random margins)")
-    p.add_argument("--cache-dir", type=Path, default=Path("build/street_to_shop"))
-    return p.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    from ml.category_head import _embed_street_views
+    from ml.category_head import _embed_street_views, parse_args
+
+    args = parse_args(argv, prog="python -m ml.kind_head", description=__doc__)
     from ml.embed import Embedder
     from ml.evaluation.retrieval import _embed_products, look_category_of
     from ml.evaluation.street_to_shop import street_to_catalogue

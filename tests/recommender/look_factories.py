@@ -83,6 +83,14 @@ def add_article(analysis, category, embedding, *, inventory=False, box=(0.2, 0.1
     )
 
 
+def at_cosine(query, cosine, rng):
+    """A unit vector whose cosine similarity with ``query`` is exactly ``cosine``."""
+    other = rng.standard_normal(query.shape[0]).astype(np.float32)
+    other -= (other @ query) * query
+    other /= np.linalg.norm(other)
+    return (cosine * query + np.sqrt(1 - cosine ** 2) * other).astype(np.float32)
+
+
 def bulk_inventory(specs):
     """Many inventory products fast: ``specs`` is a list of dicts (category, gender, colour, price, embedding,
     active, model_version, colour_vector, colour_name, kind_vector). Returns the products, in order. Images are rows only (no files): the query never reads them."""

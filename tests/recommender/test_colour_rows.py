@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 from ml.colour import WORDS
 from recommender.looks import look_for
 
-from look_factories import bulk_inventory
+from look_factories import at_cosine, bulk_inventory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,14 +18,6 @@ def colour_vector(**shares):
         vector[WORDS.index(word.replace("_", " "))] = share
     vector = np.sqrt(vector)
     return vector / np.linalg.norm(vector)
-
-
-def at_cosine(query, cosine, rng):
-    """A unit vector whose cosine similarity with ``query`` is exactly ``cosine``."""
-    other = rng.standard_normal(query.shape[0]).astype(np.float32)
-    other -= (other @ query) * query
-    other /= np.linalg.norm(other)
-    return (cosine * query + np.sqrt(1 - cosine ** 2) * other).astype(np.float32)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from recommender.filters import Filters
 from recommender.looks import look_for
 from recommender.queries import search
 
-from look_factories import bulk_inventory
+from look_factories import at_cosine, bulk_inventory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,13 +18,6 @@ def kind_vector(*indices):
     vector = np.zeros(KIND_DIM, np.float32)
     vector[list(indices)] = 1.0
     return vector / np.linalg.norm(vector)
-
-
-def at_cosine(query, cosine, rng):
-    other = rng.standard_normal(query.shape[0]).astype(np.float32)
-    other -= (other @ query) * query
-    other /= np.linalg.norm(other)
-    return (cosine * query + np.sqrt(1 - cosine ** 2) * other).astype(np.float32)
 
 
 @pytest.fixture
