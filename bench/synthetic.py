@@ -55,6 +55,8 @@ def colour_descriptor(word: str, rng) -> np.ndarray:
     probabilities[rng.integers(len(WORDS))] += 0.2
     descriptor = np.sqrt(probabilities)
     return descriptor / np.linalg.norm(descriptor)
+
+
 def kind_descriptors(clusters: int, dim: int, rng) -> np.ndarray:
     """An ``ml.kind_head``-shaped descriptor per style cluster: mostly one article type, a little of another
     (unit rows), so look queries re-rank by kind as in a real shop."""

@@ -143,7 +143,6 @@ class Parts:
             name for name in ("category_head", "kind_head") if self.head(name) is not None)
         return {name: str(getattr(getattr(self, name), "version", "unknown")) for name in names}
 
-
     def head(self, name):
         """The head part ``name`` when it is set and belongs to this embedder, else None."""
         head = getattr(self, name)
@@ -289,9 +288,10 @@ def analyse(
     detections = []
     if run_detector:
         floors = min_confidence if isinstance(min_confidence, dict) else {}
-        lowest = min(floors.values(), default=MIN_CONFIDENCE) if floors else float(min_confidence)
+        default = MIN_CONFIDENCE if floors else float(min_confidence)  # the floor of a category not in ``floors``
+        lowest = min(floors.values()) if floors else default
         detections = [d for d in parts.detector.detect(picture, min_confidence=lowest)
-                      if d.confidence >= floors.get(d.category, lowest if not floors else MIN_CONFIDENCE)]
+                      if d.confidence >= floors.get(d.category, default)]
         detections.sort(key=lambda d: -d.confidence)
         detections = detections[:max_articles]
         versions["detector"] = str(parts.detector.version)

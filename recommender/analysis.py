@@ -67,31 +67,29 @@ def _vector(value, what):
     return vector
 
 
+def _descriptor(value, dim, constant, part, reader):
+    """A descriptor as the database stores it (``dim`` finite float32 values), or ``AnalysisFailed`` naming it."""
+    descriptor = np.asarray(value, dtype=np.float32).reshape(-1)
+    if descriptor.shape[0] != dim or not np.all(np.isfinite(descriptor)):
+        raise AnalysisFailed(
+            f"the {reader} returned a {descriptor.shape[0]}-value descriptor; the database stores {dim} "
+            f"(recommender.conf.{constant}) — use a matching {reader} or set PIPELINE['{part}'] to None"
+        )
+    return descriptor
+
+
 def colour_fields(colour) -> dict:
     """``DetectedArticle`` colour fields for an ``ml.colour.Colour`` (none when the colour was not read)."""
     if colour is None or not colour.names:
         return {"colour": None, "colour_name": "", "colours": []}
-    descriptor = np.asarray(colour.descriptor, dtype=np.float32).reshape(-1)
-    if descriptor.shape[0] != COLOUR_DIM or not np.all(np.isfinite(descriptor)):
-        raise AnalysisFailed(
-            f"the colour reader returned a {descriptor.shape[0]}-value descriptor; the database stores {COLOUR_DIM} "
-            "(recommender.conf.COLOUR_DIM) — use a matching colour reader or set PIPELINE['colour'] to None"
-        )
-    return {"colour": descriptor, "colour_name": str(colour.main)[:32],
+    return {"colour": _descriptor(colour.descriptor, COLOUR_DIM, "COLOUR_DIM", "colour", "colour reader"),
+            "colour_name": str(colour.main)[:32],
             "colours": [[str(name)[:32], float(share)] for name, share in colour.names]}
 
 
 def kind_fields(kind) -> dict:
     """``DetectedArticle`` kind field for an ``ml.kind_head`` descriptor (None when no kind was read)."""
-    if kind is None:
-        return {"kind": None}
-    descriptor = np.asarray(kind, dtype=np.float32).reshape(-1)
-    if descriptor.shape[0] != KIND_DIM or not np.all(np.isfinite(descriptor)):
-        raise AnalysisFailed(
-            f"the kind head returned a {descriptor.shape[0]}-value descriptor; the database stores {KIND_DIM} "
-            "(recommender.conf.KIND_DIM) — use a matching kind head or set PIPELINE['kind_head'] to None"
-        )
-    return {"kind": descriptor}
+    return {"kind": None if kind is None else _descriptor(kind, KIND_DIM, "KIND_DIM", "kind_head", "kind head")}
 
 
 def build_articles(analysis, product_id, facts, result):

@@ -218,8 +218,9 @@ def _search_branch(*, vector, colour_sql, colour_weight, where, head="", kind_sq
     scored ``distance + colour_weight × (1 − colour similarity) + kind_weight × (1 − kind similarity)``, the
     best-scored row of each product (several photos of one product fold into one card), the ``LIMIT %s`` best
     products. ``vector``, ``colour_sql``, ``colour_weight``, ``kind_sql``, ``kind_weight``: SQL expressions (their
-    parameters in the order they appear: the two weights, the vector, colour, kind, ``where``); ``where``: the candidates' condition; ``head``: columns before
-    ``product_id`` in the result. Its last two parameters are the number of candidates and k."""
+    parameters in the order they appear: the two weights, the vector, colour, kind, ``where``); ``where``: the
+    candidates' condition; ``head``: columns before ``product_id`` in the result. Its last two parameters are the
+    number of candidates and k."""
     return (f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {head}product_id, distance, colour_similarity, "
             f"colour_name, distance + {colour_weight} * (1 - COALESCE(colour_similarity, 1)) "
             f"+ {kind_weight} * (1 - COALESCE(kind_similarity, 1)) AS score FROM ("

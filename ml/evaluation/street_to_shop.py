@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.evaluation.retrieval import KIND_CANDIDATES  # the candidates the colour and kind weights re-order
+
 #: recommender.conf DEFAULTS["GENDER_POLICY"] (kept in step by hand: ml does not import Django).
 GENDER_POLICY = {
     "Men": ("Men", "Unisex"),
@@ -56,7 +58,6 @@ GENDER_POLICY = {
     "Unisex": ("Unisex", "Men", "Women"),
 }
 KIND_WEIGHT = 0.2  # recommender.conf DEFAULTS["KIND_WEIGHT"] (--kind-weight)
-KIND_CANDIDATES = 40  # recommender.conf DEFAULTS["COLOUR_CANDIDATES"]: the candidates the weights re-order
 MIN_ARTICLE_CONFIDENCE = 0.25  # recommender.conf DEFAULTS["MIN_ARTICLE_CONFIDENCE"] (ARTICLE_FLOORS: shop_floors)
 ROW_OVERLAP_IOU = 0.45  # recommender.looks.rows_for → ml.boxes.suppress_overlaps default
 MATCH_IOU = 0.3
@@ -279,10 +280,10 @@ def run_look(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
         photos["full_shots"] += int(analysis.is_full_shot)
         rows = rows_for(analysis.articles, CATEGORIES, floors)
         low_rows = rows_for(analysis.articles, CATEGORIES, floor=lowest)
-        sweep_photos.append({"worn": sorted({g.category for g in items}),
+        worn = {g.category for g in items}
+        sweep_photos.append({"worn": sorted(worn),
                              "best": {c: float(arts[0].confidence) for c, arts in low_rows.items()}})
         photos["rows"] += len(rows)
-        worn = {g.category for g in items}
         photos["rows_by_category"].update(list(rows))
         photos["rows_without_garment"].update(c for c in rows if c not in worn)
         hits = {c: catalogue.nearest(arts[0].embedding, k, c, analysis.gender, arts[0].kind) for c, arts in rows.items()}
@@ -337,6 +338,8 @@ def run_crop(parts, catalogue, data_dir, garments, acceptable, k, gender, progre
 
     from ml.detection_data import CATEGORIES
     from ml.pipeline import analyse, crop_with_margin
+
+    floors = floors if floors is not None else shop_floors()
 
     records = []
     photo_cache = {}
