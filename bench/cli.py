@@ -216,10 +216,25 @@ def _vector_and_widget(args, progress, checkpoint):
     section["index"] = {**loaded.index, "variant": args.index_params or None}
     checkpoint(section)
     if "vector" in args.only:
+        warmed = _prewarm()
         checkpoint({"vector": vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
                                          sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress,
                                          halfvec=not args.no_halfvec,
-                                         maintenance_work_mem_mb=loaded.index["maintenance_work_mem_mb"])})
+                                         maintenance_work_mem_mb=loaded.index["maintenance_work_mem_mb"]),
+                               "prewarm": warmed}})
     del inventory, queries
     if "widget" in args.only:
-        checkpoint({"widget": widget.run(loaded.look_product_ids, pages=args.pages, progress=progress)})
+        warmed = _prewarm()
+        checkpoint({"widget": {**widget.run(loaded.look_product_ids, pages=args.pages, progress=progress),
+                               "prewarm": warmed}})
+
+
+def _prewarm():
+    """``manage.py prewarm_indexes`` as a shop runs it after a database restart: the look query's indexes and the
+    article table loaded into memory before the timed queries (recommender.prewarm); its figures go in the report."""
+    from recommender.prewarm import PrewarmError, prewarm
+
+    try:
+        return prewarm().as_dict()
+    except PrewarmError as error:
+        return {"error": str(error)}

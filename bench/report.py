@@ -131,6 +131,18 @@ def _curve_table(vector, default, sweep):
                     p["exact_fallbacks"]) for p in points])
 
 
+def _prewarm_lines(warmed):
+    """The report's line on ``manage.py prewarm_indexes`` run before a phase's timed queries."""
+    if not warmed:
+        return []
+    if "error" in warmed:
+        return [f"Before the timed queries, `manage.py prewarm_indexes` failed: {warmed['error']}", ""]
+    return [f"Before the timed queries, `manage.py prewarm_indexes` (as a shop runs it after a database restart) "
+            f"loaded the look query's HNSW indexes and the article table in {_fmt(warmed['seconds'])} s: "
+            f"{_fmt(warmed['into_shared_buffers_mb'])} MB into shared_buffers ({_fmt(warmed['shared_buffers_mb'])} "
+            f"MB), {_fmt(warmed['into_page_cache_mb'])} MB into the operating system's page cache.", ""]
+
+
 def markdown(report, json_path=None):
     machine = report["machine"]
     out = [f"# Benchmarks — {_scope(report)}", ""]
@@ -192,6 +204,7 @@ def markdown(report, json_path=None):
         k = vector["k"]
         out.append(f"## Vector search (k = {k}, {vector['queries']:,} queries, {vector['query_filter']})")
         out.append("")
+        out.extend(_prewarm_lines(vector.get("prewarm")))
         pg, faiss, brute, exact = (vector["pgvector"], vector["faiss_flat"], vector["numpy_brute_force"],
                                    vector["exact_sql"])
         out.append(_table(
@@ -276,6 +289,7 @@ def markdown(report, json_path=None):
     if widget:
         out.append(f"## Product page with the widget ({widget['mode']}, k = {widget['k']})")
         out.append("")
+        out.extend(_prewarm_lines(widget.get("prewarm")))
         rows = []
         for key, label in (("cache_off", "cache off (DummyCache)"), ("cache_on", "cache on (primed)")):
             part = widget[key]
