@@ -66,7 +66,7 @@ DEFAULTS = {
     # 0 = visual similarity only. Default chosen by measurement (docs/look-analysis.md, "Colour").
     "COLOUR_WEIGHT": 0.15,
     # Visual candidates per article row that the colour weight re-orders (at least K × OVERFETCH).
-    "COLOUR_CANDIDATES": 40,
+    "COLOUR_CANDIDATES": 50,
     # How much the kind of article counts in a look row (ml.kind_head): the visual candidates are re-ordered by
     # + KIND_WEIGHT × (1 − Bhattacharyya coefficient of the two articles' kind distributions). 0: not compared.
     "KIND_WEIGHT": 0.2,

@@ -125,7 +125,7 @@ def colour_rerank(neighbours: np.ndarray, cat_emb, q_emb, cat_colour, q_colour, 
     return out
 
 
-KIND_CANDIDATES = 40  # recommender.conf DEFAULTS["COLOUR_CANDIDATES"]
+KIND_CANDIDATES = 50  # recommender.conf DEFAULTS["COLOUR_CANDIDATES"]
 
 
 def colour_naming(q_colour_names, q_products) -> dict:
@@ -223,7 +223,7 @@ def add_arguments(parser):
     parser.add_argument("--kind-head", type=Path, default=None, help="kind head file (default: the committed one)")
     parser.add_argument("--with-colour-weight", type=float, default=0.0,
                         help="with --kind-weights: also re-rank by colour with this weight, as the shop does")
-    parser.add_argument("--colour-candidates", type=int, default=50,
+    parser.add_argument("--colour-candidates", type=int, default=KIND_CANDIDATES,
                         help="visual candidates re-ranked by colour (the look query's candidate count)")
 
 

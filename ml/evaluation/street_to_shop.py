@@ -171,16 +171,17 @@ class Catalogue:
         self.article_type = np.array([p.article_type for p in self.products])
         self.vectors, self.images_per_second = _embed_products(embedder, self.products, "none", batch_size,
                                                                "catalogue", cache_dir)
-        self.kinds, self.kind_weight = None, 0.0
+        self.kinds, self.kind_weight, self.candidates = None, 0.0, KIND_CANDIDATES
 
-    def use_kinds(self, head, weight):
+    def use_kinds(self, head, weight, candidates=KIND_CANDIDATES):
         """Re-rank as the look query does with ``KIND_WEIGHT``: the products' kind descriptors read from their own
         vectors by ``head`` (``ml.kind_head``), compared with a query's kind when it has one."""
         self.kinds, self.kind_weight = head.descriptors(self.vectors), float(weight)
+        self.candidates = int(candidates)
 
     def nearest(self, vector, k, category=None, gender=None, kind=None) -> np.ndarray:
         """Indices of the k nearest products (cosine) of ``category`` (None: any) and a compatible gender; with a
-        ``kind`` descriptor (and ``use_kinds``), the ``KIND_CANDIDATES`` nearest re-ordered by distance +
+        ``kind`` descriptor (and ``use_kinds``), the ``candidates`` (``KIND_CANDIDATES``) nearest re-ordered by distance +
         weight × (1 − kind similarity)."""
         allowed = np.ones(len(self.products), bool)
         if category:
@@ -189,7 +190,7 @@ class Catalogue:
             allowed &= np.isin(self.gender, GENDER_POLICY.get(gender, (gender,)))
         sims = np.where(allowed, self.vectors @ np.asarray(vector, np.float32), -np.inf)
         if kind is not None and self.kinds is not None and self.kind_weight > 0:
-            pool = np.argsort(-sims, kind="stable")[:max(k, KIND_CANDIDATES)]
+            pool = np.argsort(-sims, kind="stable")[:max(k, self.candidates)]
             pool = pool[np.isfinite(sims[pool])]
             score = (1 - sims[pool]) + self.kind_weight * (1 - self.kinds[pool] @ np.asarray(kind, np.float32))
             return pool[np.argsort(score, kind="stable")[:k]]
@@ -514,8 +515,10 @@ def add_arguments(parser):
                         help="the category head's second opinion on dress boxes (ml.detect.HEAD_CHECKS), as the "
                              "shop: default, or none (every box above its floor kept)")
     parser.add_argument("--kind-weight", type=float, default=KIND_WEIGHT,
-                        help="re-rank each row's 40 nearest by distance + this x (1 - kind similarity) as the shop "
-                             "does (KIND_WEIGHT; 0 = visual only, as before the kind head)")
+                        help="re-rank each row's --candidates nearest by distance + this x (1 - kind similarity) as "
+                             "the shop does (KIND_WEIGHT; 0 = visual only, as before the kind head)")
+    parser.add_argument("--candidates", type=int, default=KIND_CANDIDATES,
+                        help="visual candidates the kind weight re-orders (the shop's COLOUR_CANDIDATES)")
     parser.add_argument("--article-floors", default="default",
                         help="per-category confidence floors of the rows: default (the detector's, as the shop), "
                              "none (0.25 for all, as before them) or e.g. bag=0.15,footwear=0.15")
@@ -562,8 +565,9 @@ def run(args) -> dict:
     result["article_floors"] = floors
     kind_head = parts.head("kind_head")
     if kind_head is not None and args.kind_weight > 0:
-        catalogue.use_kinds(kind_head, args.kind_weight)
+        catalogue.use_kinds(kind_head, args.kind_weight, args.candidates)
     result["kind_weight"] = args.kind_weight if catalogue.kinds is not None else 0.0
+    result["candidates"] = catalogue.candidates
     if args.mode == "look":
         records, photos = run_look(parts, catalogue, args.data, garments, acceptable, args.k, args.gender,
                                    floors=floors)
