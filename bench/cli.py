@@ -217,11 +217,11 @@ def _vector_and_widget(args, progress, checkpoint):
     checkpoint(section)
     if "vector" in args.only:
         warmed = _prewarm()
-        checkpoint({"vector": vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
-                                         sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress,
-                                         halfvec=not args.no_halfvec,
-                                         maintenance_work_mem_mb=loaded.index["maintenance_work_mem_mb"]),
-                               "prewarm": warmed}})
+        measured = vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
+                              sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress,
+                              halfvec=not args.no_halfvec,
+                              maintenance_work_mem_mb=loaded.index["maintenance_work_mem_mb"])
+        checkpoint({"vector": {**measured, "prewarm": warmed}})
     del inventory, queries
     if "widget" in args.only:
         warmed = _prewarm()

@@ -91,11 +91,19 @@ def test_widget_pages(report):
     plan = widget["look_statement_plan"]  # EXPLAIN of the real look statement: the planner's cost and JIT decision
     assert plan["estimated_total_cost"] > 0 and plan["jit_above_cost"] > 0
     assert plan["would_jit"] == (plan["jit"] == "on" and plan["estimated_total_cost"] > plan["jit_above_cost"])
+    # the look query's indexes and the article table were loaded before the timed pages (manage.py prewarm_indexes)
+    for phase in (widget, report["vector"]):
+        warmed = phase["prewarm"]
+        names = [relation["name"] for relation in warmed["relations"]]
+        assert names[-1] == "recommender_detectedarticle" and "recommender_hnsw_top" in names
+        assert "recommender_inventory_hnsw" not in names
+        assert warmed["total_mb"] > 0 and warmed["into_page_cache_mb"] + warmed["into_shared_buffers_mb"] > 0
 
 
 def test_markdown_and_cleanup(report):
     markdown = report["_markdown"]
     assert "The look statement as planned" in markdown
+    assert markdown.count("`manage.py prewarm_indexes` (as a shop runs it after a database restart)") == 2
     assert "## Targets" in markdown and "## Vector search" in markdown and "Recall–latency" in markdown
     from bench.database import connect
 
