@@ -33,7 +33,7 @@ def test_prewarm_loads_each_category_index_and_the_table_not_the_all_categories_
     assert result.as_dict()["into_page_cache_mb"] == 0
 
 
-def test_halfvec_setting_prewarms_the_halfvec_indexes_when_they_exist(look, settings):
+def test_halfvec_setting_prewarms_only_halfvec_indexes_that_exist(look, settings):
     settings.BUY_THE_LOOK = {**getattr(settings, "BUY_THE_LOOK", {}), "HALFVEC": True}
     assert searched_indexes() == []  # the halfvec indexes were not made: nothing of them to load
     result = prewarm(table=False)
