@@ -51,15 +51,12 @@ class Prewarmed:
 def searched_indexes(using=DEFAULT_DB_ALIAS) -> list[str]:
     """Names of the HNSW indexes the look query searches (one per look category; not the one over all categories
     that only a search by photo without a category uses) that exist in the database ``using``."""
-    from pgvector.django import HnswIndex
+    from .management.commands.halfvec_indexes import existing_indexes, float_indexes, halfvec_name
 
-    names = [index.name for index in DetectedArticle._meta.indexes
-             if isinstance(index, HnswIndex) and "category" in dict(index.condition.children if index.condition else ())]
-    if settings.HALFVEC:
-        names = [name.replace("hnsw", "halfvec") for name in names]
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [DetectedArticle._meta.db_table])
-        present = {row[0] for row in cursor.fetchall()}
+    per_category = [index for index in float_indexes()
+                    if "category" in dict(index.condition.children if index.condition else ())]
+    names = [halfvec_name(index) if settings.HALFVEC else index.name for index in per_category]
+    present = existing_indexes(using)
     return [name for name in names if name in present]
 
 

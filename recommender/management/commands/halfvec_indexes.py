@@ -12,7 +12,7 @@ query uses them once ``HALFVEC`` is on; its candidates are still re-ordered by t
 Building takes about as long as the float indexes (docs/benchmarks-1m.md has the figures at 1M articles).
 """
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from pgvector.django import HnswIndex
 
 from recommender.conf import EMBEDDING_DIM, settings
@@ -38,8 +38,9 @@ def halfvec_sql(index, editor):
     return sql.replace(editor.quote_name(index.name), editor.quote_name(halfvec_name(index)), 1)
 
 
-def existing_indexes():
-    with connection.cursor() as cursor:
+def existing_indexes(using=DEFAULT_DB_ALIAS):
+    """Names of the article table's indexes in the database ``using``."""
+    with connections[using].cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [DetectedArticle._meta.db_table])
         return {row[0] for row in cursor.fetchall()}
 
