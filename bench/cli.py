@@ -220,7 +220,8 @@ def _vector_and_widget(args, progress, checkpoint):
         measured = vector.run(inventory, queries, exclude_ids=loaded.look_product_ids, k=args.k,
                               sweep=args.ef_search, exact_checks=args.exact_checks, progress=progress,
                               halfvec=not args.no_halfvec,
-                              maintenance_work_mem_mb=loaded.index["maintenance_work_mem_mb"])
+                              maintenance_work_mem_mb=loaded.index["maintenance_work_mem_mb"],
+                              index_params=args.index_params)
         checkpoint({"vector": {**measured, "prewarm": warmed}})
     del inventory, queries
     if "widget" in args.only:

@@ -105,7 +105,7 @@ class HnswFaiss(FlatFaiss):
     same M and construction effort as the recommender's index, inner product on unit vectors (= cosine),
     the gender filter applied after over-fetching, ``efSearch`` swept to compare at equal recall."""
 
-    def __init__(self, inventory, m=16, ef_construction=64):
+    def __init__(self, inventory, m, ef_construction):
         self.m, self.ef_construction = m, ef_construction
         super().__init__(inventory)
 
@@ -288,9 +288,11 @@ def halfvec_pass(recommender, measure, sweep, maintenance_work_mem_mb, plan_quer
 
 
 def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact_checks=100, warmup=50,
-        progress=True, halfvec=True, maintenance_work_mem_mb=1024):
-    """The vector-search section of the report (a dict)."""
+        progress=True, halfvec=True, maintenance_work_mem_mb=1024, index_params=None):
+    """The vector-search section of the report (a dict). ``index_params``: the HNSW build parameters the
+    database's indexes were built with (default: the migrations'), which the FAISS HNSW peer copies."""
     from recommender.conf import settings
+    from recommender.models import HNSW_EF_CONSTRUCTION, HNSW_M
 
     q = len(queries.category)
     exact = Exact(inventory)
@@ -323,7 +325,8 @@ def run(inventory, queries, *, exclude_ids, k=10, sweep=(20, 40, 80, 160), exact
             faiss_rare_short += len(rare_ids) < min(k, passing_rare[i])
 
         # The in-process HNSW peer: same M / ef_construction as the recommender's index, efSearch swept.
-        hnsw = HnswFaiss(inventory)
+        params = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, **(index_params or {})}
+        hnsw = HnswFaiss(inventory, m=params["m"], ef_construction=params["ef_construction"])
         hnsw_curve = []
         for ef in FAISS_EF_SWEEP:
             times, recalls = [], []

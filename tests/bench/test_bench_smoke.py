@@ -126,8 +126,11 @@ def test_scaling_note_renders_from_the_run(report, tmp_path):
 def test_faiss_hnsw_peer_and_its_chart(report):
     from pathlib import Path
 
+    from recommender.models import HNSW_EF_CONSTRUCTION, HNSW_M
+
     hnsw = report["vector"]["faiss_hnsw"]
-    assert hnsw["m"] == 16 and hnsw["ef_construction"] == 64
+    # The peer is built as the recommender's own indexes are (the migrations' parameters).
+    assert (hnsw["m"], hnsw["ef_construction"]) == (HNSW_M, HNSW_EF_CONSTRUCTION) == (16, 128)
     sweep = hnsw["ef_search_sweep"]
     assert [p["ef_search"] for p in sweep] == [16, 32, 64, 128, 256, 512, 1024, 2048]
     assert all(between_0_and_1(p["recall_at_10"]) for p in sweep)

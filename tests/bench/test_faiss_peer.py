@@ -31,7 +31,7 @@ def test_hnsw_peer_finds_a_rare_gender_at_high_ef_search():
     capped = FlatFaiss(inventory).search(query, 0, [1], 10)   # exact, but only k × FAISS_OVERFETCH fetched
     assert len(capped) < 10  # 5 % of 100 candidates: the fixed over-fetch cannot fill the row
 
-    hnsw = HnswFaiss(inventory)
+    hnsw = HnswFaiss(inventory, m=16, ef_construction=64)
     found = hnsw.search(query, 0, [1], 10, ef_search=2048)
     assert len(found) == 10
     assert len(set(found) & set(truth.tolist())) >= 9

@@ -100,3 +100,26 @@ def test_restore_brings_back_the_float_indexes_and_drops_the_halfvec_ones(look, 
     settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "HALFVEC": False}
     call_command("halfvec_indexes", "--restore", stdout=io.StringIO())
     assert FLOAT <= existing_indexes() and not HALFVEC & existing_indexes()
+
+
+def test_twins_built_with_other_parameters_are_rebuilt_with_the_models(look):
+    """After a migration changes the HNSW build parameters (0006: ef_construction 64 -> 128), running the command
+    again rebuilds the halfvec twins the old way built, and leaves current ones alone."""
+    from recommender.management.commands.halfvec_indexes import build_parameters
+    from recommender.models import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    call_command("halfvec_indexes", stdout=io.StringIO())
+    current = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+    assert build_parameters("recommender_halfvec_top") == current
+    assert build_parameters("recommender_hnsw_top") == current  # the migrations' float index
+    with connection.cursor() as cursor:  # the twin as an older schema built it
+        cursor.execute("DROP INDEX recommender_halfvec_top")
+        cursor.execute("CREATE INDEX recommender_halfvec_top ON recommender_detectedarticle USING hnsw "
+                       "((embedding::halfvec(256)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 32) "
+                       "WHERE category = 'top' AND is_active AND is_inventory")
+    out = io.StringIO()
+    call_command("halfvec_indexes", stdout=out)
+    assert "rebuilding recommender_halfvec_top" in out.getvalue()
+    assert "recommender_halfvec_footwear exists" in out.getvalue()
+    assert build_parameters("recommender_halfvec_top") == current
+    assert HALFVEC <= existing_indexes() and "recommender_halfvec_top_rebuilt" not in existing_indexes()

@@ -5,7 +5,8 @@ vectors' half-precision copies (``embedding::halfvec(256)``, pgvector's ``halfve
 and build parameters: half the size, so half the memory a catalogue's indexes need to stay in RAM. The look
 query uses them once ``HALFVEC`` is on; its candidates are still re-ordered by their full-precision distance.
 
-- no option: create the missing halfvec indexes (the float ones stay; nothing changes until ``HALFVEC`` is on);
+- no option: create the missing halfvec indexes, and rebuild those built with other HNSW parameters than the
+  model's (after a migration changed them); the float ones stay; nothing changes until ``HALFVEC`` is on;
 - ``--drop-float``: then drop the float HNSW indexes (the memory saving; only with ``HALFVEC`` on);
 - ``--restore``: create the float HNSW indexes again (as the migrations define them) and drop the halfvec ones.
 
@@ -45,6 +46,22 @@ def existing_indexes(using=DEFAULT_DB_ALIAS):
         return {row[0] for row in cursor.fetchall()}
 
 
+def build_parameters(name, using=DEFAULT_DB_ALIAS):
+    """The HNSW build parameters an existing index was made with, e.g. ``{"m": 16, "ef_construction": 64}``
+    (PostgreSQL keeps them as the index's storage options)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s AND relkind = 'i'", [name])
+        row = cursor.fetchone()
+    options = dict(option.split("=", 1) for option in (row[0] or [])) if row else {}
+    return {key: int(value) for key, value in options.items() if key in ("m", "ef_construction")}
+
+
+def is_stale(index, using=DEFAULT_DB_ALIAS):
+    """True when the halfvec twin of ``index`` was built with other parameters than the model's (a migration
+    changed them since): its graph is then weaker or stronger than the float index it stands in for."""
+    return build_parameters(halfvec_name(index), using) != {"m": index.m, "ef_construction": index.ef_construction}
+
+
 class Command(BaseCommand):
     help = "Create (or drop) the half-precision HNSW indexes the HALFVEC setting searches."
 
@@ -82,8 +99,20 @@ class Command(BaseCommand):
                 return
             for index in float_indexes():
                 name = halfvec_name(index)
-                if name in present:
+                if name in present and not is_stale(index):
                     self.stdout.write(f"{name} exists")
+                    continue
+                if name in present:
+                    # Built beside the old one and swapped in, so the look query always has an index to search.
+                    built = build_parameters(name)
+                    self.stdout.write(f"rebuilding {name}: built with {built}, the model's indexes now use "
+                                      f"m={index.m}, ef_construction={index.ef_construction} …")
+                    fresh = f"{name}_rebuilt"
+                    editor.execute(f"DROP INDEX IF EXISTS {editor.quote_name(fresh)}")
+                    editor.execute(halfvec_sql(index, editor).replace(editor.quote_name(name),
+                                                                      editor.quote_name(fresh), 1))
+                    editor.execute(f"DROP INDEX {editor.quote_name(name)}")
+                    editor.execute(f"ALTER INDEX {editor.quote_name(fresh)} RENAME TO {editor.quote_name(name)}")
                     continue
                 self.stdout.write(f"creating {name} …")
                 editor.execute(halfvec_sql(index, editor))
