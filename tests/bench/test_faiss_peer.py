@@ -35,3 +35,30 @@ def test_hnsw_peer_finds_a_rare_gender_at_high_ef_search():
     found = hnsw.search(query, 0, [1], 10, ef_search=2048)
     assert len(found) == 10
     assert len(set(found) & set(truth.tolist())) >= 9
+
+
+def _vector_section(pg_recall, sweep, faiss):
+    point = lambda ef, p50, r: {"ef_search": ef, "p50_ms": p50, "p95_ms": p50, "recall_at_10": r,  # noqa: E731
+                                "queries_recall_below_half": 0}
+    return {"k": 10, "queries": 1000, "ef_search_default": 200,
+            "pgvector": {**point(200, 5.5, pg_recall), "queries_recall_below_half": 0},
+            "ef_search_sweep": [point(*p) for p in sweep],
+            "faiss_hnsw": {"ef_search_sweep": [point(*p) for p in faiss]},
+            "rare_colour": {"short_results": 0}}
+
+
+def test_targets_compare_with_the_peer_where_both_reach_the_same_recall():
+    from bench.report import target_rows
+
+    # the peer reaches the look query's recall: its fastest such point is the comparison
+    rows = target_rows({"articles": 10, "vector": _vector_section(0.99, [(80, 2.0, 0.97)],
+                                                                  [(512, 1.0, 0.98), (1024, 2.0, 0.995)])})
+    [(what, measured, _, verdict)] = [row for row in rows if "FAISS" in row[0]]
+    assert "efSearch 1024" in what and measured == "5.50 / 2.00 ms = 2.75×" and verdict == "not met"
+    # the peer never gets there: said so, then the look query's fastest point at the peer's best recall
+    rows = target_rows({"articles": 10, "vector": _vector_section(0.998, [(80, 2.0, 0.97), (120, 3.0, 0.99)],
+                                                                  [(512, 1.0, 0.98), (2048, 4.0, 0.985)])})
+    never, both = [row for row in rows if "FAISS" in row[0]]
+    assert "never reached recall 0.9980" in never[1] and never[3] == "–"
+    assert "ef_search 120" in both[0] and "best recall 0.9850 (efSearch 2048)" in both[0]
+    assert both[1] == "3.00 / 4.00 ms = 0.75×" and both[3] == "met"
