@@ -21,8 +21,8 @@ from .taxonomy import LOOK_CATEGORIES, LOOK_CATEGORY_CHOICES
 #: HNSW build parameters of the article indexes. Part of the schema (the migrations build the indexes with
 #: them and ``manage.py reindex --rebuild-index`` rebuilds exactly these definitions): change them with a
 #: migration, never in settings. ef_construction 128 (migration 0006; it was 64): at 1M articles recall@10
-#: 0.9851 -> 0.9982 and no query under 0.5 recall (4 before), look query p95 +1.3 ms, index build 1.7x longer
-#: (docs/benchmarks-1m-efc128.md).
+#: 0.985 -> 0.996-0.998, queries under 0.5 recall 3-4 -> 0-2 of 1,000 (builds vary), look query ~20 % slower,
+#: index build 1.7x longer (docs/benchmarks-1m-efc128.md, docs/benchmarks-1m.md).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
 

@@ -1,7 +1,8 @@
 """HNSW article indexes rebuilt with ef_construction 128 (was 64; m stays 16).
 
-At 1M articles this takes recall@10 from 0.9851 to 0.9982 and the queries under 0.5 recall from 4 to 0, for
-+1.3 ms of look-query p95 and 1.7x the build time (docs/benchmarks-1m-efc128.md). Each index is built beside the
+At 1M articles this takes recall@10 from 0.985 to 0.996-0.998 and the queries under 0.5 recall from 3-4 to 0-2 of
+1,000, for a look query about 20 % slower and 1.7x the build time (docs/benchmarks-1m-efc128.md,
+docs/benchmarks-1m.md). Each index is built beside the
 old one (``CREATE INDEX CONCURRENTLY`` under a temporary name), then swapped in: the shop keeps answering from the
 old graph while the new one builds (about 13 minutes for all six at 1M articles; seconds for a small catalogue).
 An index a shop dropped on purpose (``halfvec_indexes --drop-float``) is not brought back; run
