@@ -31,9 +31,11 @@ def rebuild(ef_construction):
             cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [model._meta.db_table])
             present = {row[0] for row in cursor.fetchall()}
         for index in indexes(ef_construction):
-            if index.name not in present:
-                continue
             fresh = f"{index.name}_rebuilt"
+            if index.name not in present:
+                if fresh in present:  # a run stopped between the drop and the rename: finish it
+                    schema_editor.execute(f"ALTER INDEX {quote(fresh)} RENAME TO {quote(index.name)}")
+                continue
             sql = str(index.create_sql(model, schema_editor, concurrently=True))
             schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(fresh)}")
             schema_editor.execute(sql.replace(quote(index.name), quote(fresh), 1))
