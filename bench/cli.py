@@ -35,6 +35,8 @@ def parse_args(argv=None):
                         help="queries also run as exact SQL (no HNSW) to cross-check numpy (default 100)")
     parser.add_argument("--looks", type=int, default=200, help="look products with a full-shot analysis (widget)")
     parser.add_argument("--pages", type=int, default=200, help="product pages requested per cache mode")
+    parser.add_argument("--row-recall-looks", type=int, default=50,
+                        help="looks whose rows are also searched exactly, for the rows' recall (0: skip)")
     parser.add_argument("--database", default="shop_bench", help="the bench's own database (dropped and created)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
     parser.add_argument("--photos", type=Path, default=REPO / "demo_data" / "looks", help="full-shot photos")
@@ -226,7 +228,8 @@ def _vector_and_widget(args, progress, checkpoint):
     del inventory, queries
     if "widget" in args.only:
         warmed = _prewarm()
-        checkpoint({"widget": {**widget.run(loaded.look_product_ids, pages=args.pages, progress=progress),
+        checkpoint({"widget": {**widget.run(loaded.look_product_ids, pages=args.pages, progress=progress,
+                                            row_looks=args.row_recall_looks),
                                "prewarm": warmed}})
 
 

@@ -329,6 +329,23 @@ def markdown(report, json_path=None):
                        f"{_fmt(only['p95_ms'])} ms, {queries.get('median')} SQL statements (median), "
                        f"{_fmt(only['rows_per_look'])} rows per look.")
             out.append("")
+        recall = widget.get("row_recall")
+        if recall:
+            out.append(f"### The rows' products against exact search ({recall['looks']} looks, k = {recall['k']})")
+            out.append("")
+            out.append(f"Each row of a look takes {recall['candidates']} candidates from its category's HNSW index and "
+                       "re-ranks them (colour, kind); the truth is the same look statement with index scans off (every "
+                       "branch scans and sorts its whole category). `look_for` time and the rows' recall@k, with "
+                       "`EF_SEARCH` set to each value (cache off, after the pages above). Indexes of the look "
+                       f"statement (`EXPLAIN`, first look): {', '.join(recall['statement_indexes']) or 'none'}; "
+                       f"with index scans off: {', '.join(recall['exact_statement_indexes']) or 'none'}.")
+            out.append("")
+            out.append(_table(["ef_search", "look_for p50 ms", "p95 ms", "p99 ms", f"row recall@{recall['k']}",
+                               "rows with recall < 0.5", "rows"],
+                              [(f"{p['ef_search']}{' (default)' if p['default'] else ''}", p["p50_ms"], p["p95_ms"],
+                                p["p99_ms"], _fmt(p["row_recall"], 4), p["rows_recall_below_half"], p["rows"])
+                               for p in recall["curve"]]))
+            out.append("")
         plan = widget.get("look_statement_plan")
         if plan:
             out.append(f"The look statement as planned (`EXPLAIN`, product {plan['product']}): estimated total cost "

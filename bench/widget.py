@@ -8,6 +8,7 @@ rendered on its own for the product (its own cost only) and the report says so.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -102,6 +103,77 @@ def _look_for_only(product_ids, progress):
             "rows_per_look": float(np.mean(rows)) if rows else None}
 
 
+def _row_products(product):
+    """``{row key: [product pk, …]}`` of ``look_for(product)``: what each row of the page shows."""
+    from recommender.looks import look_for
+
+    return {row.key: [card.product.pk for card in row.recommendations] for row in look_for(product)}
+
+
+def _statement_indexes(product):
+    """The indexes the planner picks for ``product``'s look statement (``EXPLAIN``, not run)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender.looks import look_for
+
+    with CaptureQueriesContext(connection) as captured:
+        look_for(product)
+    statement = next(q["sql"] for q in captured.captured_queries if "look_hits" in q["sql"])
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + statement)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return sorted(set(re.findall(r"Index (?:Only )?Scan using (\S+)", plan)))
+
+
+def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
+    """What the page's rows lose to the HNSW scans: each row's products against the same look statement run
+    exactly (``enable_indexscan`` off in its transaction, so every branch scans and sorts its category), for the
+    first ``looks`` look products; then ``look_for``'s time and the rows' recall@k with ``EF_SEARCH`` set to each
+    value of ``sweep`` (the page's rows take ``COLOUR_CANDIDATES`` candidates and re-rank them, so their recall is
+    not the vector phase's)."""
+    from django.conf import settings as django_settings
+    from django.db import connection, transaction
+    from django.test.utils import override_settings
+
+    from catalog.models import Product
+    from recommender.conf import settings
+
+    products = list(Product.objects.filter(pk__in=list(product_ids)[:looks]).order_by("pk"))
+    if not products:
+        return None
+    exact = {}
+    for product in tqdm(products, desc="look rows, exact", unit="look", disable=not progress, mininterval=1):
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_indexscan = off")
+            exact[product.pk] = _row_products(product)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        exact_indexes = _statement_indexes(products[0])
+    curve = []
+    for ef in sorted({*sweep, int(settings.EF_SEARCH)}):
+        times, recalls = [], []
+        with override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "EF_SEARCH": ef}):
+            for product in products[:5]:  # untimed
+                _row_products(product)
+            for product in tqdm(products, desc=f"look rows, ef_search={ef}", unit="look", disable=not progress,
+                                mininterval=1):
+                started = time.perf_counter()
+                found = _row_products(product)
+                times.append((time.perf_counter() - started) * 1000)
+                for key, truth in exact[product.pk].items():
+                    if truth:
+                        recalls.append(len(set(found.get(key, [])) & set(truth)) / len(truth))
+        curve.append({"ef_search": ef, "default": ef == int(settings.EF_SEARCH), **percentiles(times),
+                      "rows": len(recalls), "row_recall": round(float(np.mean(recalls)), 4) if recalls else None,
+                      "rows_recall_below_half": int(sum(r < 0.5 for r in recalls))})
+    return {"looks": len(products), "k": settings.K, "candidates": int(settings.COLOUR_CANDIDATES),
+            "statement_indexes": _statement_indexes(products[0]), "exact_statement_indexes": exact_indexes,
+            "curve": curve}
+
+
 def look_statement_plan(product_id):
     """The planner's view of the look statement of one product (``EXPLAIN``, not run): its estimated total
     cost next to ``jit_above_cost`` and whether PostgreSQL would JIT-compile it. A cost past that threshold
@@ -130,7 +202,7 @@ def look_statement_plan(product_id):
             "jit_above_cost": jit_above_cost, "would_jit": "JIT" in plan}
 
 
-def run(look_product_ids, *, pages=200, warmup=10, progress=True):
+def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
     from django.core.cache import cache
     from django.test.utils import override_settings
 
@@ -147,6 +219,8 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True):
             get(product_id)
         result["cache_off"] = _measure(get, product_ids, "page (cache off)", progress)
         result["look_for_only"] = _look_for_only(product_ids, progress)
+        if row_looks:
+            result["row_recall"] = row_recall(product_ids, looks=row_looks, progress=progress)
     cache.clear()
     for product_id in product_ids:  # prime: the first view of each page fills the cache
         get(product_id)

@@ -88,6 +88,16 @@ def test_widget_pages(report):
     only = widget["look_for_only"]
     assert only["calls"] == LOOKS and only["rows_per_look"] == 3  # every look product has three article rows
     assert only["sql_queries"]["median"] < widget["cache_off"]["sql_queries_per_page"]["median"]
+    # the rows' products against the same statement run exactly: every row compared, at each ef_search
+    recall = widget["row_recall"]
+    assert recall["looks"] == LOOKS and [p["ef_search"] for p in recall["curve"]] == [50, 100, 200]
+    assert [name for name in recall["statement_indexes"] if "hnsw" in name]  # the page's rows: HNSW scans
+    assert not [name for name in recall["exact_statement_indexes"] if "hnsw" in name]  # the truth: exact
+    assert [p["default"] for p in recall["curve"]] == [False, False, True]
+    for point in recall["curve"]:
+        assert point["rows"] == 3 * LOOKS and point["p50_ms"] > 0
+        assert point["row_recall"] >= 0.9  # 2,000 articles: the graph is all but exact (0 if rows were mismatched)
+    assert "The rows' products against exact search" in report["_markdown"]
     plan = widget["look_statement_plan"]  # EXPLAIN of the real look statement: the planner's cost and JIT decision
     assert plan["estimated_total_cost"] > 0 and plan["jit_above_cost"] > 0
     assert plan["would_jit"] == (plan["jit"] == "on" and plan["estimated_total_cost"] > plan["jit_above_cost"])
