@@ -336,7 +336,7 @@ def markdown(report, json_path=None):
             out.append(f"Each row of a look takes {recall['candidates']} candidates from its category's HNSW index and "
                        "re-ranks them (colour, kind); the truth is the same look statement with index scans off (every "
                        "branch scans and sorts its whole category). `look_for` time and the rows' recall@k, with "
-                       "`EF_SEARCH` set to each value (cache off, after the pages above). Indexes of the look "
+                       "`LOOK_EF_SEARCH` set to each value (cache off, after the pages above). Indexes of the look "
                        f"statement (`EXPLAIN`, first look): {', '.join(recall['statement_indexes']) or 'none'}; "
                        f"with index scans off: {', '.join(recall['exact_statement_indexes']) or 'none'}.")
             out.append("")

@@ -129,8 +129,8 @@ def _statement_indexes(product):
 def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
     """What the page's rows lose to the HNSW scans: each row's products against the same look statement run
     exactly (``enable_indexscan`` off in its transaction, so every branch scans and sorts its category), for the
-    first ``looks`` look products; then ``look_for``'s time and the rows' recall@k with ``EF_SEARCH`` set to each
-    value of ``sweep`` (the page's rows take ``COLOUR_CANDIDATES`` candidates and re-rank them, so their recall is
+    first ``looks`` look products; then ``look_for``'s time and the rows' recall@k with ``LOOK_EF_SEARCH`` set to
+    each value of ``sweep`` (the page's rows take ``COLOUR_CANDIDATES`` candidates and re-rank them, so their recall is
     not the vector phase's)."""
     from django.conf import settings as django_settings
     from django.db import connection, transaction
@@ -153,9 +153,10 @@ def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
             cursor.execute("SET LOCAL enable_indexscan = off")
         exact_indexes = _statement_indexes(products[0])
     curve = []
-    for ef in sorted({*sweep, int(settings.EF_SEARCH)}):
+    default = int(settings.EF_SEARCH if settings.LOOK_EF_SEARCH is None else settings.LOOK_EF_SEARCH)
+    for ef in sorted({*sweep, default}):
         times, recalls = [], []
-        with override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "EF_SEARCH": ef}):
+        with override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "LOOK_EF_SEARCH": ef}):
             for product in products[:5]:  # untimed
                 _row_products(product)
             for product in tqdm(products, desc=f"look rows, ef_search={ef}", unit="look", disable=not progress,
@@ -166,7 +167,7 @@ def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
                 for key, truth in exact[product.pk].items():
                     if truth:
                         recalls.append(len(set(found.get(key, [])) & set(truth)) / len(truth))
-        curve.append({"ef_search": ef, "default": ef == int(settings.EF_SEARCH), **percentiles(times),
+        curve.append({"ef_search": ef, "default": ef == default, **percentiles(times),
                       "rows": len(recalls), "row_recall": round(float(np.mean(recalls)), 4) if recalls else None,
                       "rows_recall_below_half": int(sum(r < 0.5 for r in recalls))})
     return {"looks": len(products), "k": settings.K, "candidates": int(settings.COLOUR_CANDIDATES),

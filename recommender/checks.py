@@ -23,6 +23,12 @@ def check_settings(app_configs, **kwargs):
     if settings.WHOLE_PHOTO_CATEGORY not in ("head", "vote"):
         messages.append(Error(f"BUY_THE_LOOK['WHOLE_PHOTO_CATEGORY'] must be \"head\" or \"vote\", "
                               f"not {settings.WHOLE_PHOTO_CATEGORY!r}", id="recommender.E004"))
+    for name, allow_none in (("EF_SEARCH", False), ("LOOK_EF_SEARCH", True)):
+        value = getattr(settings, name)
+        if not (value is None and allow_none) and (isinstance(value, bool) or not isinstance(value, int)
+                                                   or not 1 <= value <= 1000):
+            messages.append(Error(f"BUY_THE_LOOK['{name}'] must be a whole number from 1 to 1000"
+                                  + (" or None" if allow_none else "") + f", not {value!r}", id="recommender.E006"))
     floors = settings.ARTICLE_FLOORS
     if not isinstance(floors, dict) or any(
             category not in DEFAULTS["CATEGORIES"] or isinstance(value, bool) or not isinstance(value, (int, float))

@@ -78,6 +78,10 @@ DEFAULTS = {
     # 200: at 1M articles, 64 left 42 of 1,000 look queries with fewer than half of their true 10 nearest
     # (recall@10 0.948, docs/benchmarks-1m.md at commit 7044562); 200 gives 0.989 with 1 (docs/benchmarks-1m.md).
     "EF_SEARCH": 200,
+    # ``hnsw.ef_search`` of the product page's look rows only (``look_for``: each row takes COLOUR_CANDIDATES
+    # candidates and re-ranks them, so it needs less of the graph than a plain top-k); None: EF_SEARCH.
+    # `make bench` / `make bench-1m` measure the rows' recall against exact search for 50, 100 and 200.
+    "LOOK_EF_SEARCH": None,
     # Search the half-precision copies of the article vectors (pgvector ``halfvec`` HNSW indexes, half the
     # size, made by ``manage.py halfvec_indexes``) instead of the float ones; candidates are re-ordered by their
     # full-precision distance. Measured in docs/benchmarks-1m.md (recall, size, latency).

@@ -326,7 +326,8 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
         f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE %s END AS colour_weight, "
         f"CASE WHEN {row}.kind IS NULL THEN 0 ELSE %s END AS kind_weight) "
     )
-    search_params = [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)))), *excluded_params,
+    search_params = [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)), settings.LOOK_EF_SEARCH)),
+                     *excluded_params,
                      *(value for pair in policy for value in pair), weight, kind_weight]
     colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
     kind_sql = f"CASE WHEN {row}.kind IS NULL THEN NULL ELSE COALESCE(1 - (kind <=> {row}.kind), 0) END"

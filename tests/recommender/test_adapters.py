@@ -77,6 +77,16 @@ def test_article_floors_must_map_look_categories_to_confidences(settings, floors
     assert check_settings(None) == [] and look_settings.floor("bag") == 0.2 and look_settings.floor("top") == 0.25
 
 
+@pytest.mark.parametrize("name, value", [("EF_SEARCH", 0), ("EF_SEARCH", None), ("EF_SEARCH", "200"),
+                                         ("LOOK_EF_SEARCH", 5000), ("LOOK_EF_SEARCH", True), ("LOOK_EF_SEARCH", 1.5)])
+def test_ef_search_settings_must_be_whole_numbers_up_to_1000(settings, name, value):
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": ADAPTER, name: value}
+    [error] = check_settings(None)
+    assert error.id == "recommender.E006" and name in error.msg
+    settings.BUY_THE_LOOK = {"PRODUCT_ADAPTER": ADAPTER, "EF_SEARCH": 120, "LOOK_EF_SEARCH": None}
+    assert check_settings(None) == []
+
+
 @pytest.mark.django_db
 def test_check_counts_products_the_adapter_cannot_describe(settings):
     for _ in range(3):

@@ -273,3 +273,24 @@ def test_category_vote_of_a_photo_with_no_article(db, rng):
     with connection.cursor() as cursor:
         assert category_vote(cursor, shoe, genders=("Women", "Unisex"), filters=filters) == "footwear"
         assert category_vote(cursor, shoe, genders=("Men", "Unisex"), filters=filters) == "bag"
+
+
+def test_look_rows_search_with_look_ef_search_and_fall_back_to_ef_search(look, rng, settings):
+    """The product page's statement sets hnsw.ef_search from LOOK_EF_SEARCH (at least its candidates), EF_SEARCH
+    when that is None; a search by photo (search_many) keeps EF_SEARCH."""
+    from django.test.utils import CaptureQueriesContext
+
+    bulk_inventory([{"category": "top", "embedding": random_unit(rng)} for _ in range(8)])
+
+    def ef_of_look_statement():
+        with CaptureQueriesContext(connection) as captured:
+            rows = look_for(look["product"])
+        statement = next(q["sql"] for q in captured.captured_queries if "look_hits" in q["sql"])
+        assert rows and "set_config('hnsw.ef_search', '" in statement
+        return int(statement.split("set_config('hnsw.ef_search', '", 1)[1].split("'", 1)[0])
+
+    assert ef_of_look_statement() == look_settings.EF_SEARCH == 200  # LOOK_EF_SEARCH None by default
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "LOOK_EF_SEARCH": 120}
+    assert ef_of_look_statement() == 120
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "LOOK_EF_SEARCH": 10}
+    assert ef_of_look_statement() == look_settings.COLOUR_CANDIDATES  # never below the candidates it fetches
