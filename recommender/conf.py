@@ -80,7 +80,10 @@ DEFAULTS = {
     "EF_SEARCH": 200,
     # ``hnsw.ef_search`` of the product page's look rows only (``look_for``: each row takes COLOUR_CANDIDATES
     # candidates and re-ranks them, so it needs less of the graph than a plain top-k); None: EF_SEARCH.
-    # `make bench` / `make bench-1m` measure the rows' recall against exact search for 50, 100 and 200.
+    # `make bench` / `make bench-1m` measure the rows' recall against exact search for 50, 100 and 200. At 1M
+    # articles (docs/benchmarks-1m-rows.md) 100 makes look_for 10 ms faster (p50 33.2 -> 23.2 ms) but 1 row of
+    # 150 then shows fewer than half of its exact products (row recall@6 0.9933; 200: 1.0, none), so the default
+    # stays EF_SEARCH; a shop that prefers the speed can set it.
     "LOOK_EF_SEARCH": None,
     # Search the half-precision copies of the article vectors (pgvector ``halfvec`` HNSW indexes, half the
     # size, made by ``manage.py halfvec_indexes``) instead of the float ones; candidates are re-ordered by their
