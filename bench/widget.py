@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from tqdm import tqdm
@@ -110,8 +111,8 @@ def _row_products(product):
     return {row.key: [card.product.pk for card in row.recommendations] for row in look_for(product)}
 
 
-def _statement_indexes(product):
-    """The indexes the planner picks for ``product``'s look statement (``EXPLAIN``, not run)."""
+def _look_statement(product):
+    """The SQL of ``product``'s look statement as ``look_for`` sends it (None when it sends none)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -119,11 +120,29 @@ def _statement_indexes(product):
 
     with CaptureQueriesContext(connection) as captured:
         look_for(product)
-    statement = next(q["sql"] for q in captured.captured_queries if "look_hits" in q["sql"])
+    return next((q["sql"] for q in captured.captured_queries if "look_hits" in q["sql"]), None)
+
+
+def _statement_indexes(product):
+    """The indexes the planner picks for ``product``'s look statement (``EXPLAIN``, not run)."""
+    from django.db import connection
+
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + statement)
+        cursor.execute("EXPLAIN " + _look_statement(product))
         plan = "\n".join(row[0] for row in cursor.fetchall())
     return sorted(set(re.findall(r"Index (?:Only )?Scan using (\S+)", plan)))
+
+
+@contextmanager
+def _index_scans_off():
+    """A transaction whose statements cannot use index scans: the look statement's branches scan and sort their
+    whole category (exact)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        yield
 
 
 def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
@@ -133,7 +152,6 @@ def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
     each value of ``sweep`` (the page's rows take ``COLOUR_CANDIDATES`` candidates and re-rank them, so their recall is
     not the vector phase's)."""
     from django.conf import settings as django_settings
-    from django.db import connection, transaction
     from django.test.utils import override_settings
 
     from catalog.models import Product
@@ -144,13 +162,9 @@ def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
         return None
     exact = {}
     for product in tqdm(products, desc="look rows, exact", unit="look", disable=not progress, mininterval=1):
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_indexscan = off")
+        with _index_scans_off():
             exact[product.pk] = _row_products(product)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_indexscan = off")
+    with _index_scans_off():
         exact_indexes = _statement_indexes(products[0])
     curve = []
     default = int(settings.EF_SEARCH if settings.LOOK_EF_SEARCH is None else settings.LOOK_EF_SEARCH)
@@ -182,21 +196,16 @@ def look_statement_plan(product_id):
     import json
 
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     from catalog.models import Product
-    from recommender.looks import look_for
 
-    product = Product.objects.get(pk=product_id)
-    with CaptureQueriesContext(connection) as captured:
-        look_for(product)
-    statements = [q["sql"] for q in captured.captured_queries if "look_hits" in q["sql"]]
-    if not statements:
+    statement = _look_statement(Product.objects.get(pk=product_id))
+    if statement is None:
         return None
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('jit'), current_setting('jit_above_cost')::float")
         jit, jit_above_cost = cursor.fetchone()
-        cursor.execute("EXPLAIN (FORMAT JSON) " + statements[0])
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement)
         plan = cursor.fetchone()[0]
     plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
     return {"product": product_id, "estimated_total_cost": plan["Plan"]["Total Cost"], "jit": jit,

@@ -56,12 +56,6 @@ def build_parameters(name, using=DEFAULT_DB_ALIAS):
     return {key: int(value) for key, value in options.items() if key in ("m", "ef_construction")}
 
 
-def is_stale(index, using=DEFAULT_DB_ALIAS):
-    """True when the halfvec twin of ``index`` was built with other parameters than the model's (a migration
-    changed them since): its graph is then weaker or stronger than the float index it stands in for."""
-    return build_parameters(halfvec_name(index), using) != {"m": index.m, "ef_construction": index.ef_construction}
-
-
 class Command(BaseCommand):
     help = "Create (or drop) the half-precision HNSW indexes the HALFVEC setting searches."
 
@@ -99,12 +93,12 @@ class Command(BaseCommand):
                 return
             for index in float_indexes():
                 name = halfvec_name(index)
-                if name in present and not is_stale(index):
+                built = build_parameters(name) if name in present else None
+                if built == {"m": index.m, "ef_construction": index.ef_construction}:
                     self.stdout.write(f"{name} exists")
                     continue
-                if name in present:
+                if built is not None:  # built with other parameters than the model's (a migration changed them)
                     # Built beside the old one and swapped in, so the look query always has an index to search.
-                    built = build_parameters(name)
                     self.stdout.write(f"rebuilding {name}: built with {built}, the model's indexes now use "
                                       f"m={index.m}, ef_construction={index.ef_construction} …")
                     fresh = f"{name}_rebuilt"
