@@ -111,15 +111,19 @@ class GenderClassifier:
         # (calibrated on cue-labelled street photos by ml.train_gender) re-centres them
         self.full_shot_logit_offset = float(self.meta.get("full_shot_logit_offset", 0.0))
         # full shots: the face of the person (ml.face_gender), fused with the body's prediction by
-        # the parameters calibrated on the same cue-labelled street photos (face-gender-v1.onnx.json)
+        # parameters calibrated on cue-labelled street photos: the body model's own (``face_fusion`` in its
+        # record, when its training calibrated them) or else face-gender-v1.onnx.json's
         self.face = None
         self.face_fusion = {}
         if face:
             from ml.face_gender import DEFAULT_FACE_WEIGHTS, FaceGender
 
             fusion_path = Path(str(DEFAULT_FACE_WEIGHTS) + ".json")
-            if fusion_path.is_file():
+            if self.meta.get("face_fusion"):
+                self.face_fusion = dict(self.meta["face_fusion"])
+            elif fusion_path.is_file():
                 self.face_fusion = json.loads(fusion_path.read_text())
+            if self.face_fusion:
                 if float(self.face_fusion.get("weight", 0.0)) > 0:
                     self.face = FaceGender(
                         min_visibility=self.face_fusion["min_visibility"],

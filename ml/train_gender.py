@@ -147,6 +147,42 @@ def street_tagged_cues(directory: Path):
     return sorted(cues)
 
 
+FACE_TEACHER_MEN, FACE_TEACHER_WOMEN = 0.1, 0.9
+
+
+def street_tagged_face_labels(directory: Path):
+    """[(photo path, label index)] of every tagged street photo, labelled by its face where the face is sure.
+
+    The face classifier (``ml.face_gender``, on the pose landmarks) is the teacher: P(Women) ≤ 0.1 → Men,
+    ≥ 0.9 → Women. A photo whose face is unsure or unseen keeps its garment cue (``street_tagged_cues``); a
+    garment cue the face contradicts (a man in a kilt, or a Women-cue photo of a man) and a photo with
+    neither are left out. This gives the body classifier street photos of men, which the cues alone hardly
+    have (17 ties against 679 Women cues)."""
+    from ml.face_gender import FaceGender
+    from ml.gender import LABELS
+    from ml.images import load_image
+    from ml.pose import PoseGate
+
+    cues = dict(street_tagged_cues(directory))
+    gate, face = PoseGate(quick_reject=False), FaceGender()
+    labelled = []
+    for photo in tqdm(sorted((Path(directory) / "photos").glob("*.jpg")), desc="face teacher", unit="photo"):
+        image = load_image(photo)
+        keypoints = gate.check(image).keypoints
+        found = face.p_women(image, keypoints) if keypoints else None
+        said = None
+        if found is not None and found[0] <= FACE_TEACHER_MEN:
+            said = LABELS.index("Men")
+        elif found is not None and found[0] >= FACE_TEACHER_WOMEN:
+            said = LABELS.index("Women")
+        cue = cues.get(photo)
+        if said is not None and (cue is None or cue == said):
+            labelled.append((photo, said))
+        elif said is None and cue is not None:
+            labelled.append((photo, cue))
+    return labelled
+
+
 def street_features(cues, batch_size=32):
     """Pooled features of the upper-body crops (photo, mirror) of street photos, as the app sees them."""
     from ml.gender import upper_body_crop
@@ -154,15 +190,50 @@ def street_features(cues, batch_size=32):
     from ml.pose import PoseGate
 
     gate = PoseGate(quick_reject=False)  # the upper-body crop needs the landmarks of every photo
-    crops, labels = [], []
+    crops, labels, photos = [], [], []
     for photo, label in tqdm(cues, desc="street crops", unit="photo"):
         image = load_image(photo)
         crop = upper_body_crop(image, gate.check(image).keypoints)
         if crop is not None:
             crops.append(crop)
             labels.append(label)
+            photos.append(Path(photo).name)
     plain, mirrored = extract_features(crops, batch_size=batch_size, desc="street features")
-    return plain, mirrored, np.asarray(labels)
+    return plain, mirrored, np.asarray(labels), np.asarray(photos)
+
+
+def street_fold(photo, folds: int = 2) -> int:
+    """The cross-fitting fold of a street photo (a seeded hash of its file name)."""
+    digest = hashlib.sha256(f"{SPLIT_SEED}:street:{Path(photo).name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % folds
+
+
+def cross_fitted_fusion(fit_head, s_photos, street_tagged, folds: int = 2):
+    """Face + body fusion parameters (``ml.face_gender.calibrate``) calibrated on body predictions the body
+    never trained on: for each fold of the tagged street photos, a head fitted without that fold's photos
+    (``fit_head(mask over the street crops) -> head``) predicts them; the fused records of all folds are
+    calibrated together on the photos' garment cues, as ``python -m ml.face_gender`` does for a body that
+    saw no street photo."""
+    import tempfile
+
+    from ml.face_gender import calibrate, recalls, street_records
+    from ml.gender import GenderClassifier, build_gender_model
+
+    cues = street_tagged_cues(street_tagged)
+    crop_folds = np.array([street_fold(p, folds) for p in s_photos])
+    parts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold in range(folds):
+            head = fit_head(crop_folds != fold)
+            path = Path(tmp) / f"fold{fold}.weights.h5"
+            build_gender_model(backbone_weights="imagenet", head=head).save_weights(path)
+            held = [(photo, label) for photo, label in cues if street_fold(photo, folds) == fold]
+            parts.append(street_records(held, classifier=GenderClassifier(path, face=False),
+                                        desc=f"fold {fold} records"))
+    records = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    params, figures = calibrate(records)
+    return {**params, "calibration": figures, "calibration_body_only": recalls(records, 0.0, 0.0, 1.0, 1e9, 0.0),
+            "cross_fitted_folds": folds}
 
 
 def calibrate_full_shot_offset(head, plain, mirrored, labels):
@@ -245,6 +316,15 @@ def main(argv=None):
     parser.add_argument("--street-train", action="store_true",
                         help="also train on those crops (tried: the street set is 97%% Women, so the "
                              "head learns 'street photo = Women'; off by default)")
+    parser.add_argument("--street-labels", choices=("cues", "face"), default="cues",
+                        help="labels of the street crops: cues (garment cues only: dress → Women, tie → Men) or face "
+                             "(the face classifier where it is sure, else the cue; see street_tagged_face_labels)")
+    parser.add_argument("--street-weight", type=float, default=1.0,
+                        help="weight of each street crop in the loss (a catalogue photo weighs 1)")
+    parser.add_argument("--calibrate-fusion", action="store_true",
+                        help="with --street-train: calibrate the face + body fusion on cross-fitted body predictions "
+                             "of the cue-labelled street photos and store it with the weights (see cross_fitted_fusion)")
+    parser.add_argument("--version", default=None, help="version of the written model (default: ml.gender.VERSION)")
     parser.add_argument("--street-balance", action="store_true",
                         help="weight the street crops so both genders weigh the same (few Men cues)")
     parser.add_argument("--street-cache", type=Path, default=None,
@@ -280,53 +360,67 @@ def main(argv=None):
     s_plain = None
     if args.street_tagged:
         cache = args.street_cache
-        if cache and cache.exists():
+        if cache and cache.exists() and "photos" in np.load(cache):
             data = np.load(cache)
-            s_plain, s_mirrored, s_labels = data["plain"], data["mirrored"], data["labels"]
+            s_plain, s_mirrored, s_labels, s_photos = data["plain"], data["mirrored"], data["labels"], data["photos"]
         else:
-            s_plain, s_mirrored, s_labels = street_features(street_tagged_cues(args.street_tagged))
+            tagged = (street_tagged_face_labels(args.street_tagged) if args.street_labels == "face"
+                      else street_tagged_cues(args.street_tagged))
+            s_plain, s_mirrored, s_labels, s_photos = street_features(tagged)
             if cache:
-                np.savez(cache, plain=s_plain, mirrored=s_mirrored, labels=s_labels)
+                np.savez(cache, plain=s_plain, mirrored=s_mirrored, labels=s_labels, photos=s_photos)
         street_counts = dict(zip(LABELS, np.bincount(s_labels, minlength=2).tolist()))
         print(f"street crops: {street_counts}", file=sys.stderr)
-    if args.street_tagged and args.street_train:
-        s_val = _early_stopping_split(len(s_labels))
-        x_fit += [s_plain[~s_val], s_mirrored[~s_val]]
-        y_fit += [s_labels[~s_val], s_labels[~s_val]]
-        if args.street_balance:
-            counts = np.bincount(s_labels[~s_val], minlength=2).astype(float)
-            class_weight = counts.sum() / (2 * np.maximum(counts, 1))
-            w_street = class_weight[s_labels[~s_val]]
-            weights = [np.ones(sum(len(y) for y in y_fit[:-2]))] + [w_street, w_street]
-    x_fit, y_fit = np.concatenate(x_fit), np.concatenate(y_fit)
-    x_val, y_val = plain[val_mask], labels[val_mask]
-    if args.street_tagged and args.street_train:
-        x_val = np.concatenate([x_val, s_plain[s_val]])
-        y_val = np.concatenate([y_val, s_labels[s_val]])
+    def fit_head(street_mask=None):
+        """The head fitted on the catalogue's fitting ids (+ the street crops of ``street_mask``, all by default)."""
+        xs, ys, ws = list(x_fit), list(y_fit), [np.ones(len(y)) for y in y_fit]
+        x_val, y_val = plain[val_mask], labels[val_mask]
+        if args.street_tagged and args.street_train:
+            s_val = _early_stopping_split(len(s_labels))
+            use = ~s_val if street_mask is None else ~s_val & street_mask
+            counts = np.bincount(s_labels[use], minlength=2).astype(float)
+            class_weight = (counts.sum() / (2 * np.maximum(counts, 1)) if args.street_balance
+                            else np.ones(2))
+            xs += [s_plain[use], s_mirrored[use]]
+            ys += [s_labels[use], s_labels[use]]
+            ws += [args.street_weight * class_weight[s_labels[use]]] * 2
+            val = s_val if street_mask is None else s_val & street_mask
+            x_val = np.concatenate([x_val, s_plain[val]])
+            y_val = np.concatenate([y_val, s_labels[val]])
+        keras.utils.set_random_seed(SPLIT_SEED)
+        head = build_head(args.hidden)
+        head.compile(optimizer=keras.optimizers.Adam(args.learning_rate or 1e-3),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=12, restore_best_weights=True)
+        head.history_ = head.fit(np.concatenate(xs), np.concatenate(ys), sample_weight=np.concatenate(ws),
+                                 validation_data=(x_val, y_val), epochs=args.epochs, batch_size=128,
+                                 callbacks=[stop], verbose=2)
+        return head
 
-    keras.utils.set_random_seed(SPLIT_SEED)
-    head = build_head(args.hidden)
-    head.compile(optimizer=keras.optimizers.Adam(args.learning_rate or 1e-3), loss="sparse_categorical_crossentropy",
-                 metrics=["accuracy"])
-    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=12, restore_best_weights=True)
-    sample_weight = (np.concatenate(weights)
-                     if args.street_tagged and args.street_train and args.street_balance else None)
-    history = head.fit(x_fit, y_fit, sample_weight=sample_weight, validation_data=(x_val, y_val),
-                       epochs=args.epochs, batch_size=128, callbacks=[stop], verbose=2)
+    head = fit_head()
+    history = head.history_
     val_accuracy = float(max(history.history["val_accuracy"]))
 
     offset, calibration = 0.0, None
-    if s_plain is not None:
+    if s_plain is not None and not args.street_train:  # street-trained: its crops are training data, no offset
         offset, calibration = calibrate_full_shot_offset(head, s_plain, s_mirrored, s_labels)
         print(f"full-shot logit offset {offset:+.2f}: {calibration}", file=sys.stderr)
+
+    fusion = None
+    if args.calibrate_fusion:
+        if not (args.street_tagged and args.street_train):
+            raise SystemExit("--calibrate-fusion needs --street-tagged and --street-train")
+        fusion = cross_fitted_fusion(fit_head, s_photos, args.street_tagged)
+        print(f"face fusion (cross-fitted): {fusion}", file=sys.stderr)
 
     model = build_gender_model(backbone_weights="imagenet", head=head)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(args.out)
     _write_record(args, argv, started, train, labels, history, val_accuracy,
-                  mode="head (frozen ImageNet backbone)",
+                  mode="head (frozen ImageNet backbone)", face_fusion=fusion,
                   street_tagged_crops=street_counts,
                   street_trained=bool(args.street_tagged and args.street_train),
+                  street_labels=args.street_labels if args.street_tagged else None,
                   street_balanced=bool(args.street_tagged and args.street_train and args.street_balance),
                   full_shot_logit_offset=offset,
                   full_shot_calibration=calibration,
@@ -340,7 +434,7 @@ def _write_record(args, argv, started, train, labels, history, val_accuracy, **f
     from ml.gender import LABELS, VERSION
 
     meta = {
-        "version": VERSION,
+        "version": args.version or VERSION,
         "labels": list(LABELS),
         "hidden": args.hidden,
         "input_size": 224,

@@ -85,3 +85,31 @@ def test_demo_man_in_a_long_coat_is_men_thanks_to_his_face(classifier, gate):
     assert pose.is_full_shot
     assert classifier.body_p_women(image, keypoints=pose.keypoints) > 0.5
     assert classifier.predict(image, keypoints=pose.keypoints)[0] == "Men"
+
+
+def test_a_body_model_with_its_own_fusion_record_uses_it(tmp_path):
+    import json
+
+    weights = tmp_path / "gender-test.weights.h5"
+    record = {"version": "gender-test", "hidden": 256,
+              "face_fusion": {"weight": 1.5, "bias": 0.25, "min_visibility": 0.8, "min_eye_distance": 16.0,
+                              "max_yaw": 0.3}}
+    (tmp_path / "gender-test.weights.h5.json").write_text(json.dumps(record))
+    own = GenderClassifier(weights)
+    assert own.face_fusion["weight"] == 1.5 and own.face_fusion["bias"] == 0.25
+    assert own.face.min_eye_distance == 16.0 and own.version == "gender-test+face-1"
+    record["face_fusion"]["weight"] = 0.0  # a fusion calibrated to ignore the face: body only
+    (tmp_path / "gender-test.weights.h5.json").write_text(json.dumps(record))
+    assert GenderClassifier(weights).face is None
+    del record["face_fusion"]  # no record of its own: the face model's committed one
+    (tmp_path / "gender-test.weights.h5.json").write_text(json.dumps(record))
+    assert GenderClassifier(weights).face_fusion == json.loads(Path(str(DEFAULT_FACE_WEIGHTS) + ".json").read_text())
+
+
+def test_street_folds_are_fixed_and_split_the_photos():
+    from ml.train_gender import street_fold
+
+    names = [f"{i:04d}.jpg" for i in range(400)]
+    folds = [street_fold(n) for n in names]
+    assert folds == [street_fold(Path("/elsewhere") / n) for n in names]  # by file name only
+    assert 150 < sum(folds) < 250
