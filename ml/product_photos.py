@@ -10,11 +10,16 @@
 - ``augment_like_a_crop(image, rng, size)``: training augmentation imitating article crops from
   model and street photos (random resized crops, scale and padding on varied backgrounds,
   flips, brightness/contrast jitter that keeps the colour identity).
+- ``augment_reshot(image, rng, size)``: training augmentation imitating another photographer's
+  shot of the product (cut out of the studio background onto a wall or an out-of-focus scene, in a
+  portrait or square frame, smaller and off-centre, under a colour cast, JPEG-compressed).
+- ``cut_out_mask(image)``: the article's mask on a studio photo, without a white rim.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +175,68 @@ def augment_like_a_crop(image: Image.Image, rng: np.random.Generator, size: int)
     canvas.paste(image, (int(rng.integers(0, size - nw + 1)), int(rng.integers(0, size - nh + 1))), mask)
     # 4. photometric jitter that keeps the colour name
     return photometric_jitter(canvas, rng)
+
+
+def cut_out_mask(image: Image.Image) -> Image.Image:
+    """The article of a studio photo as a soft mask: the coarse studio-background mask, minus the near-white
+    pixels along its edge (so a pasted cut-out has no white rim)."""
+    coarse = _foreground_mask(image)
+    band = 2 * max(1, min(image.size) // 30) + 1
+    inner = np.asarray(coarse.filter(ImageFilter.MinFilter(band))) > 127
+    light = np.asarray(image, dtype=np.int16).min(axis=2) >= 215
+    keep = inner | ((np.asarray(coarse) > 127) & ~light)
+    return Image.fromarray((keep * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8))
+
+
+RESHOT_ASPECTS = (3 / 4, 2 / 3, 4 / 5, 1.0, 5 / 4)
+
+
+def augment_reshot(image: Image.Image, rng: np.random.Generator, size: int) -> Image.Image:
+    """One random training view of a catalogue photo as another photographer's shot of the product, letterboxed
+    to ``size`` as the embedder sees any photo: a mild random crop and flip; the article cut out of the studio
+    background onto white (15 %), a plain wall (40 %) or a blurred low-chroma scene; 45–95 % of a portrait,
+    square or landscape frame of 160–520 px, anywhere in it; per-channel white balance, brightness, contrast,
+    sometimes blur; a JPEG of quality 25–90 (80 %)."""
+    image = image.convert("RGB")
+    w, h = image.size
+    area = rng.uniform(0.75, 1.0)
+    cw, ch = int(round(w * np.sqrt(area))), int(round(h * np.sqrt(area)))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    image = image.crop((x0, y0, x0 + cw, y0 + ch))
+    if rng.random() < 0.5:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    height = int(rng.integers(160, 521))
+    width = max(16, int(height * RESHOT_ASPECTS[int(rng.integers(len(RESHOT_ASPECTS)))]))
+    kind = rng.random()
+    if kind < 0.15:
+        canvas = Image.new("RGB", (width, height), WHITE)
+    elif kind < 0.55:
+        level = rng.integers(80, 245)
+        colour = tuple(int(np.clip(level + t, 0, 255)) for t in rng.integers(-25, 26, size=3))
+        canvas = Image.new("RGB", (width, height), colour)
+    else:
+        cell = int(rng.integers(6, 16))
+        level = rng.integers(40, 215)
+        grey = rng.normal(level, rng.uniform(25, 55), size=(height // cell + 1, width // cell + 1, 1))
+        tint = rng.normal(0, rng.uniform(4, 14), size=(height // cell + 1, width // cell + 1, 3))
+        noise = (grey + tint).clip(0, 255).astype(np.uint8)
+        canvas = Image.fromarray(noise).resize((width, height), Image.BILINEAR).filter(
+            ImageFilter.GaussianBlur(rng.uniform(2, 8)))
+    scale = rng.uniform(0.45, 0.95) * min(width / image.width, height / image.height)
+    product = image.resize((max(8, round(image.width * scale)), max(8, round(image.height * scale))), Image.BILINEAR)
+    position = (int(rng.integers(0, width - product.width + 1)), int(rng.integers(0, height - product.height + 1)))
+    canvas.paste(product, position, None if kind < 0.15 else cut_out_mask(product))
+    arr = np.asarray(canvas, dtype=np.float32) * rng.uniform(0.88, 1.12, size=3)
+    mean = arr.mean()
+    arr = (arr - mean) * rng.uniform(0.8, 1.2) + mean * rng.uniform(0.8, 1.2)
+    view = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+    if rng.random() < 0.2:
+        view = view.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    if rng.random() < 0.8:
+        buffer = io.BytesIO()
+        view.save(buffer, "JPEG", quality=int(rng.integers(25, 91)))
+        view = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return letterbox(view, size)
 
 
 def photometric_jitter(image: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -55,6 +55,9 @@ def parse_args(argv=None):
     p.add_argument("--clean-fraction", type=float, default=0.0,
                    help="share of training views that are the clean letterboxed catalogue photo (random flip) "
                         "instead of a crop-like augmentation")
+    p.add_argument("--reshot-fraction", type=float, default=0.0,
+                   help="share of training views that are the product re-shot as another photographer might "
+                        "(ml.product_photos.augment_reshot) instead of a crop-like augmentation")
     p.add_argument("--street", type=Path, default=None, metavar="DIR",
                    help="street photos with masks (photos/, masks/, labels.txt): the garments of the detector's "
                         "training split join the article-type loss as a second domain (ml.street_crops)")
@@ -154,9 +157,9 @@ class BatchLoader:
     """Background threads producing augmented batches (uint8 images, index arrays)."""
 
     def __init__(self, products, batch_size, size, seed, steps, workers=2, clean_fraction=0.0,
-                 street=(), street_fraction=0.0):
+                 street=(), street_fraction=0.0, reshot_fraction=0.0):
         self.products, self.batch_size, self.size = products, batch_size, size
-        self.clean_fraction = clean_fraction
+        self.clean_fraction, self.reshot_fraction = clean_fraction, reshot_fraction
         # street crops are indexed after the products: index len(products) + i is street[i]
         self.street = list(street)
         self.n_street = int(round(batch_size * street_fraction)) if self.street else 0
@@ -170,7 +173,7 @@ class BatchLoader:
     def _one(self, args):
         from PIL import Image
 
-        from ml.product_photos import augment_like_a_crop, letterbox
+        from ml.product_photos import augment_like_a_crop, augment_reshot, letterbox
 
         index, seed = args
         rng = np.random.default_rng(seed)
@@ -181,10 +184,13 @@ class BatchLoader:
             return np.asarray(augment_street_crop(crop, rng, self.size, clean=rng.random() < self.clean_fraction),
                               dtype=np.uint8)
         with Image.open(self.products[index].image_path) as im:
-            if rng.random() < self.clean_fraction:
+            draw = rng.random()
+            if draw < self.clean_fraction:
                 view = letterbox(im, self.size)
                 if rng.random() < 0.5:
                     view = view.transpose(Image.FLIP_LEFT_RIGHT)
+            elif draw < self.clean_fraction + self.reshot_fraction:
+                view = augment_reshot(im, rng, self.size)
             else:
                 view = augment_like_a_crop(im, rng, self.size)
         return np.asarray(view, dtype=np.uint8)
@@ -409,7 +415,8 @@ def train(args):
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         loader = BatchLoader(train_set, args.batch_size, args.size, seed=args.seed * 1000 + epoch, steps=steps_per_epoch,
-                             clean_fraction=args.clean_fraction, street=street, street_fraction=args.street_fraction)
+                             clean_fraction=args.clean_fraction, street=street, street_fraction=args.street_fraction,
+                             reshot_fraction=args.reshot_fraction)
         losses = []
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=30)
         for images, idx in bar:

@@ -239,7 +239,7 @@ def cross_domain_view(image, seed: int):
 
     from PIL import Image, ImageFilter
 
-    from ml.product_photos import _foreground_mask
+    from ml.product_photos import cut_out_mask
 
     rng = np.random.default_rng(seed)
     image = image.convert("RGB")
@@ -259,14 +259,7 @@ def cross_domain_view(image, seed: int):
     product = image.resize((max(8, round(image.width * scale)), max(8, round(image.height * scale))), Image.BILINEAR)
     x = int(rng.integers(0, width - product.width + 1))
     y = int(rng.integers(0, height - product.height + 1))
-    # the cut-out: the coarse studio-background mask, minus near-white pixels along its edge (no white rim)
-    coarse = _foreground_mask(product)
-    band = 2 * max(1, min(product.size) // 30) + 1
-    inner = np.asarray(coarse.filter(ImageFilter.MinFilter(band))) > 127
-    light = np.asarray(product, dtype=np.int16).min(axis=2) >= 215
-    keep = inner | ((np.asarray(coarse) > 127) & ~light)
-    mask = Image.fromarray((keep * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8))
-    canvas.paste(product, (x, y), mask)
+    canvas.paste(product, (x, y), cut_out_mask(product))
     arr = np.asarray(canvas, dtype=np.float32) * rng.uniform(0.9, 1.1, size=3)  # white balance
     mean = arr.mean()
     arr = (arr - mean) * rng.uniform(0.85, 1.15) + mean * rng.uniform(0.85, 1.15)

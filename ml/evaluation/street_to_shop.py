@@ -525,8 +525,11 @@ def add_arguments(parser):
     parser.add_argument("--gender", default=None, help="treat every photo as this product gender (default: predicted)")
     parser.add_argument("--weights", type=Path, default=None, help="detector weights (default: the committed ones)")
     parser.add_argument("--category-head", default="default",
-                        help="crop mode: the whole-photo category head (ml.category_head; default: the committed one "
-                             "when it belongs to the embedder), a path, or 'none' for the nearest products' vote")
+                        help="the whole-photo category head (ml.category_head; default: the committed one when it "
+                             "belongs to the embedder), a path (then also the detections' check), or 'none' for the "
+                             "nearest products' vote in crop mode")
+    parser.add_argument("--kind-head", type=Path, default=None,
+                        help="kind head file (ml.kind_head; default: the committed one when it belongs to the embedder)")
     parser.add_argument("--embedder-weights", type=Path, default=None,
                         help="embedder weights (default: the committed ones), e.g. a training run's output")
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos (quick checks)")
@@ -552,11 +555,16 @@ def run(args) -> dict:
         names = names[: args.limit]
     garments = garments_of(args.data, names, boxes)
     acceptable = street_to_catalogue()
+    from ml.category_head import CategoryHead
     from ml.embed import Embedder
+    from ml.kind_head import KindHead
 
+    own_head = args.category_head not in ("default", "none")
     parts = parts_from_paths(detector=ArticleDetector(args.weights) if args.weights else None,
                              embedder=Embedder(args.embedder_weights) if args.embedder_weights else None,
-                             category_head=False if args.head_checks == "none" else None)
+                             category_head=False if args.head_checks == "none" else (
+                                 CategoryHead(args.category_head) if own_head else None),
+                             kind_head=KindHead(args.kind_head) if args.kind_head else None)
     catalogue = Catalogue(args.catalogue_styles, args.catalogue_images, parts.embedder, args.cache_dir)
     result = {"mode": args.mode, "data": str(args.data), "split": args.split, "photos": len(names),
               "garments": len(garments), "k": args.k, "catalogue_products": len(catalogue.products),

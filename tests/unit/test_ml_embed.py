@@ -104,6 +104,33 @@ def test_augmentation_gives_square_rgb_views_that_vary():
     assert not np.array_equal(views[0], views[1])
 
 
+def test_reshot_views_move_the_product_off_the_studio_white_and_are_letterboxed():
+    from ml.product_photos import augment_reshot
+
+    photo = Image.open(FIXTURES / "mobilenet_shoe.png").convert("RGB")
+    rng = np.random.default_rng(3)
+    views = [np.asarray(augment_reshot(photo, rng, 96)) for _ in range(12)]
+    assert all(v.shape == (96, 96, 3) and v.dtype == np.uint8 for v in views)
+    # most views are on a wall or a scene: the frame's middle row is not studio white from edge to edge
+    off_white = [not (v[48] >= 245).all() for v in views]
+    assert sum(off_white) >= 6
+    # portrait and landscape frames come back letterboxed: white bars along two opposite edges
+    padded = [(v[:, 0] == 255).all() and (v[:, -1] == 255).all() or (v[0] == 255).all() and (v[-1] == 255).all()
+              for v in views]
+    assert any(padded)
+    assert len({v.tobytes() for v in views}) == len(views)
+
+
+def test_cut_out_mask_keeps_the_article_and_drops_the_studio_white():
+    from ml.product_photos import cut_out_mask
+
+    photo = Image.new("RGB", (120, 120), (255, 255, 255))
+    photo.paste((200, 30, 30), (30, 30, 90, 90))
+    mask = np.asarray(cut_out_mask(photo))
+    assert mask.shape == (120, 120)
+    assert mask[60, 60] > 200 and mask[5, 5] < 30 and mask[115, 60] < 30
+
+
 # --------------------------------------------------------------------------------------------
 # Retrieval metrics
 # --------------------------------------------------------------------------------------------
