@@ -26,7 +26,7 @@ import numpy as np
 from ml.loading import CompiledModel, ModelCache
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-VERSION = "embed-mnv2-pa-v3"
+VERSION = "embed-mnv2-pa-v4"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{VERSION}.weights.h5"
 DEFAULT_DIM = 256
 DEFAULT_INPUT_SIZE = 160
@@ -95,7 +95,7 @@ class _BaseEmbedder(ABC):
 
 
 class Embedder(_BaseEmbedder):
-    """The fine-tuned article embedder (version ``embed-mnv2-pa-v3``, 256-d)."""
+    """The fine-tuned article embedder (version ``embed-mnv2-pa-v4``, 256-d)."""
 
     def __init__(self, weights=None):
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS

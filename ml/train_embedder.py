@@ -47,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--colour-weight", type=float, default=0.3)
     p.add_argument("--lr", type=float, default=2e-4, help="backbone learning rate (head x5, proxies x50)")
     p.add_argument("--eval-every", type=int, default=5, help="hold-out retrieval check every N epochs (0: never)")
-    p.add_argument("--version", default="embed-mnv2-pa-v3", help="version string stored with every vector")
+    p.add_argument("--version", default="embed-mnv2-pa-v4", help="version string stored with every vector")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init-from", type=Path, default=None, metavar="WEIGHTS",
                    help="start from an earlier embedder (backbone + head, same --dim); the proxies start at the "

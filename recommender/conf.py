@@ -64,7 +64,7 @@ DEFAULTS = {
     # How much colour counts in a look row: the visual candidates are re-ordered by cosine distance +
     # COLOUR_WEIGHT × colour distance (1 − Bhattacharyya coefficient of the two articles' colour histograms).
     # 0 = visual similarity only. Default chosen by measurement (docs/look-analysis.md, "Colour").
-    "COLOUR_WEIGHT": 0.15,
+    "COLOUR_WEIGHT": 0.2,
     # Visual candidates per article row that the colour weight re-orders (at least K × OVERFETCH).
     "COLOUR_CANDIDATES": 50,
     # How much the kind of article counts in a look row (ml.kind_head): the visual candidates are re-ordered by

@@ -209,6 +209,6 @@ def test_installs_and_runs_outside_the_checkout(wheel, tmp_path):
     assert Path(report["weights"]).is_relative_to(fresh_site.resolve())
     checkout_weights = ROOT / "ml" / "weights" / Path(report["weights"]).name
     assert report["weights_sha256"] == hashlib.sha256(checkout_weights.read_bytes()).hexdigest()
-    assert report["version"] == "embed-mnv2-pa-v3"
+    assert report["version"] == "embed-mnv2-pa-v4"
     assert report["shape"] == [1, 256]
     assert report["finite"] and abs(report["norm"] - 1.0) < 1e-3

@@ -197,7 +197,7 @@ def test_embedder_contract(embedder):
     images = _fixture_images()  # 224x224, 131x167 and 160x128: any size works
     vectors = embedder.embed(images)
     assert vectors.dtype == np.float32 and vectors.shape == (3, embedder.dim)
-    assert embedder.dim <= 512 and embedder.version == "embed-mnv2-pa-v3"
+    assert embedder.dim <= 512 and embedder.version == "embed-mnv2-pa-v4"
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # batching does not change the result
     one_by_one = np.concatenate([embedder.embed([im], batch_size=1) for im in images])
