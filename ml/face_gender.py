@@ -245,8 +245,9 @@ def fuse(body_p_women, face_p_women, weight, bias=0.0):
 
 
 def recalls(records, weight, bias, min_visibility, min_eye_distance, max_yaw):
-    face = np.where((records["vis"] >= min_visibility) & (records["eye"] >= min_eye_distance)
-                    & (records["yaw"] <= max_yaw), records["face"], np.nan)
+    usable = (records["vis"] >= min_visibility) & (records["eye"] >= min_eye_distance) & (records["yaw"] <= max_yaw)
+    # weight 0: the classifier does not run the face at all, so its bias does not apply either
+    face = np.where(usable & (weight > 0), records["face"], np.nan)
     said_women = fuse(records["body"], face, weight, bias) > 0.5
     label = records["label"]
     women = float(said_women[label == 1].mean()) if (label == 1).any() else float("nan")

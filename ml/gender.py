@@ -22,10 +22,10 @@ import numpy as np
 
 from ml.loading import CompiledModel, ModelCache
 
-__all__ = ["GenderClassifier", "LABELS", "build_gender_model", "build_head", "upper_body_crop", "VERSION"]
+__all__ = ["GenderClassifier", "LABELS", "build_gender_model", "build_head", "pair_head", "upper_body_crop", "VERSION"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-VERSION = "gender-mnv2-v1"
+VERSION = "gender-mnv2-v2"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{VERSION}.weights.h5"
 INPUT_SIZE = 224
 FEATURE_DIM = 1280
@@ -58,12 +58,28 @@ def build_feature_model(backbone_weights="imagenet"):
     return keras.Model(backbone.input, pooled, name="gender_features")
 
 
-def build_gender_model(backbone_weights="imagenet", head=None, hidden: int = 256):
-    """Backbone + pooling + head as one model: RGB 0..255 (224×224) → probabilities of LABELS."""
+def pair_head(first, second):
+    """Two heads on the same pooled features as one: the mean of their logits (the normalised geometric mean of
+    their probabilities), so a model keeps one backbone pass for both."""
+    import keras
+
+    inputs = keras.Input((FEATURE_DIM,), name="pooled_features")
+    logs = [keras.layers.Lambda(lambda p: keras.ops.log(p + 1e-7), name=f"log_{head.name}")(head(inputs))
+            for head in (first, second)]
+    outputs = keras.layers.Softmax(name="gender_pair")(keras.layers.Average(name="gender_pair_mean")(logs))
+    return keras.Model(inputs, outputs, name="gender_pair_head")
+
+
+def build_gender_model(backbone_weights="imagenet", head=None, hidden: int = 256, heads: int = 1):
+    """Backbone + pooling + head as one model: RGB 0..255 (224×224) → probabilities of LABELS. ``heads=2``: the
+    catalogue head and a street head averaged (``pair_head``), the layout ``python -m ml.train_gender --keep-head``
+    writes."""
     import keras
 
     features = build_feature_model(backbone_weights)
-    head = head or build_head(hidden)
+    if head is None:
+        head = (build_head(hidden) if heads == 1
+                else pair_head(build_head(hidden, name="gender_head"), build_head(hidden, name="street_head")))
     return keras.Model(features.input, head(features.output), name="gender_classifier")
 
 
@@ -137,7 +153,7 @@ class GenderClassifier:
     def _build(self) -> CompiledModel:
         if not self.weights.exists():
             raise FileNotFoundError(f"gender classifier weights not found: {self.weights}")
-        model = build_gender_model(backbone_weights=None, hidden=self.hidden)
+        model = build_gender_model(backbone_weights=None, hidden=self.hidden, heads=int(self.meta.get("heads", 1)))
         model.load_weights(self.weights)
         return CompiledModel(model, INPUT_SIZE)
 

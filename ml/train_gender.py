@@ -208,7 +208,7 @@ def street_fold(photo, folds: int = 2) -> int:
     return int.from_bytes(digest[:8], "big") % folds
 
 
-def cross_fitted_fusion(fit_head, s_photos, street_tagged, folds: int = 2):
+def cross_fitted_fusion(fit_head, s_photos, street_tagged, folds: int = 2, meta=None):
     """Face + body fusion parameters (``ml.face_gender.calibrate``) calibrated on body predictions the body
     never trained on: for each fold of the tagged street photos, a head fitted without that fold's photos
     (``fit_head(mask over the street crops) -> head``) predicts them; the fused records of all folds are
@@ -227,6 +227,7 @@ def cross_fitted_fusion(fit_head, s_photos, street_tagged, folds: int = 2):
             head = fit_head(crop_folds != fold)
             path = Path(tmp) / f"fold{fold}.weights.h5"
             build_gender_model(backbone_weights="imagenet", head=head).save_weights(path)
+            Path(str(path) + ".json").write_text(json.dumps(meta or {}))
             held = [(photo, label) for photo, label in cues if street_fold(photo, folds) == fold]
             parts.append(street_records(held, classifier=GenderClassifier(path, face=False),
                                         desc=f"fold {fold} records"))
@@ -321,6 +322,10 @@ def main(argv=None):
                              "(the face classifier where it is sure, else the cue; see street_tagged_face_labels)")
     parser.add_argument("--street-weight", type=float, default=1.0,
                         help="weight of each street crop in the loss (a catalogue photo weighs 1)")
+    parser.add_argument("--keep-head", type=Path, default=None, metavar="WEIGHTS",
+                        help="keep the head of an earlier gender model (frozen) and pair it with the new one: the model "
+                             "averages both heads' logits on one backbone pass (ml.gender.pair_head); its full-shot "
+                             "offset is half the kept model's")
     parser.add_argument("--calibrate-fusion", action="store_true",
                         help="with --street-train: calibrate the face + body fusion on cross-fitted body predictions "
                              "of the cue-labelled street photos and store it with the weights (see cross_fitted_fusion)")
@@ -388,21 +393,37 @@ def main(argv=None):
             x_val = np.concatenate([x_val, s_plain[val]])
             y_val = np.concatenate([y_val, s_labels[val]])
         keras.utils.set_random_seed(SPLIT_SEED)
-        head = build_head(args.hidden)
+        head = build_head(args.hidden, name="street_head" if kept is not None else "gender_head")
         head.compile(optimizer=keras.optimizers.Adam(args.learning_rate or 1e-3),
                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=12, restore_best_weights=True)
         head.history_ = head.fit(np.concatenate(xs), np.concatenate(ys), sample_weight=np.concatenate(ws),
                                  validation_data=(x_val, y_val), epochs=args.epochs, batch_size=128,
                                  callbacks=[stop], verbose=2)
+        if kept is not None:
+            history_ = head.history_
+            head = pair_head(kept, head)
+            head.history_ = history_
         return head
 
+    kept, kept_offset = None, 0.0
+    if args.keep_head:
+        from ml.gender import pair_head
+
+        kept_meta = json.loads(Path(str(args.keep_head) + ".json").read_text())
+        earlier = build_gender_model(backbone_weights=None, hidden=int(kept_meta.get("hidden", 256)))
+        earlier.load_weights(args.keep_head)
+        kept = earlier.get_layer("gender_head")
+        kept.trainable = False
+        kept_offset = float(kept_meta.get("full_shot_logit_offset", 0.0))
     head = fit_head()
     history = head.history_
     val_accuracy = float(max(history.history["val_accuracy"]))
 
     offset, calibration = 0.0, None
-    if s_plain is not None and not args.street_train:  # street-trained: its crops are training data, no offset
+    if kept is not None:  # the kept head's offset, halved by the mean of the two heads' logits
+        offset = kept_offset / 2
+    elif s_plain is not None and not args.street_train:  # street-trained: its crops are training data, no offset
         offset, calibration = calibrate_full_shot_offset(head, s_plain, s_mirrored, s_labels)
         print(f"full-shot logit offset {offset:+.2f}: {calibration}", file=sys.stderr)
 
@@ -410,7 +431,9 @@ def main(argv=None):
     if args.calibrate_fusion:
         if not (args.street_tagged and args.street_train):
             raise SystemExit("--calibrate-fusion needs --street-tagged and --street-train")
-        fusion = cross_fitted_fusion(fit_head, s_photos, args.street_tagged)
+        fusion = cross_fitted_fusion(fit_head, s_photos, args.street_tagged,
+                                     meta={"heads": 2 if kept is not None else 1, "hidden": args.hidden,
+                                           "full_shot_logit_offset": kept_offset / 2})
         print(f"face fusion (cross-fitted): {fusion}", file=sys.stderr)
 
     model = build_gender_model(backbone_weights="imagenet", head=head)
@@ -418,6 +441,8 @@ def main(argv=None):
     model.save_weights(args.out)
     _write_record(args, argv, started, train, labels, history, val_accuracy,
                   mode="head (frozen ImageNet backbone)", face_fusion=fusion,
+                  heads=2 if kept is not None else 1,
+                  kept_head=str(args.keep_head) if kept is not None else None,
                   street_tagged_crops=street_counts,
                   street_trained=bool(args.street_tagged and args.street_train),
                   street_labels=args.street_labels if args.street_tagged else None,

@@ -29,7 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--styles", required=True, type=Path, help="catalogue styles.csv")
     parser.add_argument("--images", required=True, type=Path, help="directory of <id>.jpg photos")
     parser.add_argument("--weights", type=Path, default=None,
-                        help="gender weights (default: the committed ml/weights/gender-mnv2-v1.weights.h5)")
+                        help="gender weights (default: the committed ml/weights/gender-mnv2-v2.weights.h5)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N hold-out photos only")
     parser.add_argument("--street", type=Path, default=None,
                         help="optional street data dir (photos/, masks/, labels.txt) for the proxy check")

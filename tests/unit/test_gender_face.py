@@ -40,7 +40,7 @@ def test_weights_and_fusion_record_are_committed(classifier):
     assert DEFAULT_FACE_WEIGHTS.is_file() and DEFAULT_FACE_WEIGHTS.stat().st_size < 1_000_000
     assert classifier.face is not None
     assert classifier.version.endswith("+face-1")
-    assert GenderClassifier(face=False).version == "gender-mnv2-v1"
+    assert GenderClassifier(face=False).version == "gender-mnv2-v2"
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -113,3 +113,31 @@ def test_street_folds_are_fixed_and_split_the_photos():
     folds = [street_fold(n) for n in names]
     assert folds == [street_fold(Path("/elsewhere") / n) for n in names]  # by file name only
     assert 150 < sum(folds) < 250
+
+
+def test_a_two_head_model_loads_as_written_and_averages_the_heads_logits(tmp_path):
+    import json
+
+    import keras
+
+    from ml.gender import FEATURE_DIM, build_gender_model, build_head, pair_head
+
+    keras.utils.set_random_seed(3)
+    first, second = build_head(32, name="gender_head"), build_head(32, name="street_head")
+    pair = pair_head(first, second)
+    features = np.random.default_rng(0).standard_normal((4, FEATURE_DIM)).astype(np.float32)
+    p1, p2, both = (np.asarray(m(features, training=False)) for m in (first, second, pair))
+    logit = lambda p: np.log(p[:, 1]) - np.log(p[:, 0])  # noqa: E731
+    np.testing.assert_allclose(logit(both), (logit(p1) + logit(p2)) / 2, atol=1e-4)
+
+    weights = tmp_path / "pair.weights.h5"
+    written = build_gender_model(backbone_weights=None, head=pair)
+    written.save_weights(weights)
+    (tmp_path / "pair.weights.h5.json").write_text(json.dumps({"version": "pair-test", "hidden": 32, "heads": 2}))
+    photo = load_image(FIXTURES / "street_full_body.jpg")
+    from ml.gender import prepare
+
+    batch = np.stack([prepare(photo), prepare(photo)[:, ::-1]])
+    expected = np.asarray(written(batch, training=False)).mean(axis=0)
+    loaded = GenderClassifier(weights, face=False).probabilities([photo])[0]
+    np.testing.assert_allclose(loaded, expected, atol=1e-4)
