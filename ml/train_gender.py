@@ -365,15 +365,17 @@ def main(argv=None):
     s_plain = None
     if args.street_tagged:
         cache = args.street_cache
-        if cache and cache.exists() and "photos" in np.load(cache):
-            data = np.load(cache)
+        cached = np.load(cache) if cache and cache.exists() else {}
+        if "photos" in cached and str(cached.get("source", "cues")) == args.street_labels:  # same crops, same labels
+            data = cached
             s_plain, s_mirrored, s_labels, s_photos = data["plain"], data["mirrored"], data["labels"], data["photos"]
         else:
             tagged = (street_tagged_face_labels(args.street_tagged) if args.street_labels == "face"
                       else street_tagged_cues(args.street_tagged))
             s_plain, s_mirrored, s_labels, s_photos = street_features(tagged)
             if cache:
-                np.savez(cache, plain=s_plain, mirrored=s_mirrored, labels=s_labels, photos=s_photos)
+                np.savez(cache, plain=s_plain, mirrored=s_mirrored, labels=s_labels, photos=s_photos,
+                         source=np.array(args.street_labels))
         street_counts = dict(zip(LABELS, np.bincount(s_labels, minlength=2).tolist()))
         print(f"street crops: {street_counts}", file=sys.stderr)
     def fit_head(street_mask=None):
