@@ -139,13 +139,12 @@ class GenderClassifier:
                 self.face_fusion = dict(self.meta["face_fusion"])
             elif fusion_path.is_file():
                 self.face_fusion = json.loads(fusion_path.read_text())
-            if self.face_fusion:
-                if float(self.face_fusion.get("weight", 0.0)) > 0:
-                    self.face = FaceGender(
-                        min_visibility=self.face_fusion["min_visibility"],
-                        min_eye_distance=self.face_fusion["min_eye_distance"],
-                        max_yaw=self.face_fusion["max_yaw"])
-                    self.version = f"{self.version}+{self.face.version}"
+            if float(self.face_fusion.get("weight", 0.0)) > 0:
+                self.face = FaceGender(
+                    min_visibility=self.face_fusion["min_visibility"],
+                    min_eye_distance=self.face_fusion["min_eye_distance"],
+                    max_yaw=self.face_fusion["max_yaw"])
+                self.version = f"{self.version}+{self.face.version}"
 
     def _loaded(self) -> CompiledModel:
         return _models.get_or_build(str(self.weights.resolve()), self._build)

@@ -188,6 +188,13 @@ def cut_out_mask(image: Image.Image) -> Image.Image:
     return Image.fromarray((keep * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8))
 
 
+def jpeg_roundtrip(image: Image.Image, quality: int) -> Image.Image:
+    """``image`` as it comes back from a JPEG of ``quality`` (RGB)."""
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
 RESHOT_ASPECTS = (3 / 4, 2 / 3, 4 / 5, 1.0, 5 / 4)
 
 
@@ -233,9 +240,7 @@ def augment_reshot(image: Image.Image, rng: np.random.Generator, size: int) -> I
     if rng.random() < 0.2:
         view = view.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     if rng.random() < 0.8:
-        buffer = io.BytesIO()
-        view.save(buffer, "JPEG", quality=int(rng.integers(25, 91)))
-        view = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+        view = jpeg_roundtrip(view, int(rng.integers(25, 91)))
     return letterbox(view, size)
 
 

@@ -219,8 +219,11 @@ def cross_fitted_fusion(fit_head, s_photos, street_tagged, folds: int = 2, meta=
     from ml.face_gender import calibrate, recalls, street_records
     from ml.gender import GenderClassifier, build_gender_model
 
+    from ml.pose import PoseGate
+
     cues = street_tagged_cues(street_tagged)
     crop_folds = np.array([street_fold(p, folds) for p in s_photos])
+    gate = PoseGate()  # as the app: landmarks only for full shots
     parts = []
     with tempfile.TemporaryDirectory() as tmp:
         for fold in range(folds):
@@ -229,7 +232,7 @@ def cross_fitted_fusion(fit_head, s_photos, street_tagged, folds: int = 2, meta=
             build_gender_model(backbone_weights="imagenet", head=head).save_weights(path)
             Path(str(path) + ".json").write_text(json.dumps(meta or {}))
             held = [(photo, label) for photo, label in cues if street_fold(photo, folds) == fold]
-            parts.append(street_records(held, classifier=GenderClassifier(path, face=False),
+            parts.append(street_records(held, classifier=GenderClassifier(path, face=False), gate=gate,
                                         desc=f"fold {fold} records"))
     records = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     params, figures = calibrate(records)
@@ -340,7 +343,7 @@ def main(argv=None):
 
     import keras
 
-    from ml.gender import LABELS, build_gender_model, build_head
+    from ml.gender import LABELS, build_gender_model, build_head, pair_head
 
     started = time.time()
     train, holdout = catalogue_split(args.styles, args.images)
@@ -378,6 +381,15 @@ def main(argv=None):
                          source=np.array(args.street_labels))
         street_counts = dict(zip(LABELS, np.bincount(s_labels, minlength=2).tolist()))
         print(f"street crops: {street_counts}", file=sys.stderr)
+    kept, kept_offset = None, 0.0
+    if args.keep_head:  # its head stays as it is, paired with each head fitted below
+        kept_meta = json.loads(Path(str(args.keep_head) + ".json").read_text())
+        earlier = build_gender_model(backbone_weights=None, hidden=int(kept_meta.get("hidden", 256)))
+        earlier.load_weights(args.keep_head)
+        kept = earlier.get_layer("gender_head")
+        kept.trainable = False
+        kept_offset = float(kept_meta.get("full_shot_logit_offset", 0.0))
+
     def fit_head(street_mask=None):
         """The head fitted on the catalogue's fitting ids (+ the street crops of ``street_mask``, all by default)."""
         xs, ys, ws = list(x_fit), list(y_fit), [np.ones(len(y)) for y in y_fit]
@@ -408,16 +420,6 @@ def main(argv=None):
             head.history_ = history_
         return head
 
-    kept, kept_offset = None, 0.0
-    if args.keep_head:
-        from ml.gender import pair_head
-
-        kept_meta = json.loads(Path(str(args.keep_head) + ".json").read_text())
-        earlier = build_gender_model(backbone_weights=None, hidden=int(kept_meta.get("hidden", 256)))
-        earlier.load_weights(args.keep_head)
-        kept = earlier.get_layer("gender_head")
-        kept.trainable = False
-        kept_offset = float(kept_meta.get("full_shot_logit_offset", 0.0))
     head = fit_head()
     history = head.history_
     val_accuracy = float(max(history.history["val_accuracy"]))

@@ -235,11 +235,9 @@ def cross_domain_view(image, seed: int):
     replaced by a plain wall colour or a low-chroma textured scene, the product at 55–90 % of a portrait 3:4
     frame (240–480 px high), off-centre, under a colour cast with other brightness and contrast, saved as a
     JPEG of quality 35–75."""
-    import io
-
     from PIL import Image, ImageFilter
 
-    from ml.product_photos import cut_out_mask
+    from ml.product_photos import cut_out_mask, jpeg_roundtrip
 
     rng = np.random.default_rng(seed)
     image = image.convert("RGB")
@@ -263,9 +261,7 @@ def cross_domain_view(image, seed: int):
     arr = np.asarray(canvas, dtype=np.float32) * rng.uniform(0.9, 1.1, size=3)  # white balance
     mean = arr.mean()
     arr = (arr - mean) * rng.uniform(0.85, 1.15) + mean * rng.uniform(0.85, 1.15)
-    buffer = io.BytesIO()
-    Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=int(rng.integers(35, 76)))
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return jpeg_roundtrip(Image.fromarray(arr.clip(0, 255).astype(np.uint8)), int(rng.integers(35, 76)))
 
 
 def query_seed(product) -> int:
