@@ -329,6 +329,27 @@ def markdown(report, json_path=None):
                        f"{_fmt(only['p95_ms'])} ms, {queries.get('median')} SQL statements (median), "
                        f"{_fmt(only['rows_per_look'])} rows per look.")
             out.append("")
+        statement = widget.get("look_statement")
+        if only and statement:
+            out.append(f"Where a cache-off page's time goes ({statement['looks']} looks for the statement figures: its "
+                       "look statement sent again through Django's cursor, then `EXPLAIN (ANALYZE, BUFFERS)` of it):")
+            out.append("")
+            page = widget["cache_off"]
+            out.append(_table(["part", "p50 ms", "p95 ms"], [
+                ("the product page, cache off", page["p50_ms"], page["p95_ms"]),
+                ("`look_for(product)`", only["p50_ms"], only["p95_ms"]),
+                ("its look statement, wall time through Django's cursor", statement["wall"]["p50_ms"],
+                 statement["wall"]["p95_ms"]),
+                ("… PostgreSQL planning", statement["planning"]["p50_ms"], statement["planning"]["p95_ms"]),
+                ("… PostgreSQL execution", statement["execution"]["p50_ms"], statement["execution"]["p95_ms"]),
+            ]))
+            out.append("")
+            out.append(f"The statement's execution touches {_fmt(statement['shared_hit_blocks_median'])} shared buffers "
+                       f"(median; {_fmt(statement['shared_read_blocks_median'])} read from outside them): the HNSW "
+                       "graph walks of the look's rows, page by page through PostgreSQL's buffer manager. The page "
+                       "minus `look_for` is the shop's own product page (its product, \"more like this\", the "
+                       "templates); `look_for` minus the statement is Python (the query, model instances, the cards).")
+            out.append("")
         recall = widget.get("row_recall")
         if recall:
             out.append(f"### The rows' products against exact search ({recall['looks']} looks, k = {recall['k']})")

@@ -189,6 +189,43 @@ def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
             "curve": curve}
 
 
+def look_statement_times(product_ids, *, looks=30, progress=True):
+    """Where ``look_for``'s time goes, for the first ``looks`` look products: its look statement (captured as
+    ``look_for`` sends it) executed again through Django's cursor (wall time: planning, execution, the round trip
+    and reading the rows), then ``EXPLAIN (ANALYZE, BUFFERS)`` of it (PostgreSQL's own planning and execution
+    times, shared buffers hit and read). The rest of ``look_for`` is Python: building the query, the model
+    instances, the cards."""
+    import json
+
+    from django.db import connection
+
+    from catalog.models import Product
+
+    walls, planning, execution, hits, reads = [], [], [], [], []
+    products = list(Product.objects.filter(pk__in=list(product_ids)[:looks]).order_by("pk"))
+    for product in tqdm(products, desc="look statement", unit="look", disable=not progress, mininterval=1):
+        statement = _look_statement(product)
+        if statement is None:
+            continue
+        with connection.cursor() as cursor:
+            started = time.perf_counter()
+            cursor.execute(statement)
+            cursor.fetchall()
+            walls.append((time.perf_counter() - started) * 1000)
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
+            plan = cursor.fetchone()[0]
+        plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+        planning.append(float(plan["Planning Time"]))
+        execution.append(float(plan["Execution Time"]))
+        hits.append(int(plan["Plan"].get("Shared Hit Blocks", 0)))
+        reads.append(int(plan["Plan"].get("Shared Read Blocks", 0)))
+    if not walls:
+        return None
+    return {"looks": len(walls), "wall": percentiles(walls), "planning": percentiles(planning),
+            "execution": percentiles(execution), "shared_hit_blocks_median": float(np.median(hits)),
+            "shared_read_blocks_median": float(np.median(reads))}
+
+
 def look_statement_plan(product_id):
     """The planner's view of the look statement of one product (``EXPLAIN``, not run): its estimated total
     cost next to ``jit_above_cost`` and whether PostgreSQL would JIT-compile it. A cost past that threshold
@@ -229,6 +266,7 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
             get(product_id)
         result["cache_off"] = _measure(get, product_ids, "page (cache off)", progress)
         result["look_for_only"] = _look_for_only(product_ids, progress)
+        result["look_statement"] = look_statement_times(product_ids, progress=progress)
         if row_looks:
             result["row_recall"] = row_recall(product_ids, looks=row_looks, progress=progress)
     cache.clear()

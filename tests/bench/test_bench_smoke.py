@@ -88,6 +88,12 @@ def test_widget_pages(report):
     only = widget["look_for_only"]
     assert only["calls"] == LOOKS and only["rows_per_look"] == 3  # every look product has three article rows
     assert only["sql_queries"]["median"] < widget["cache_off"]["sql_queries_per_page"]["median"]
+    # where the page's time goes: the look statement sent again, and PostgreSQL's own planning and execution of it
+    statement = widget["look_statement"]
+    assert statement["looks"] == LOOKS
+    assert statement["execution"]["p50_ms"] > 0 and statement["wall"]["p50_ms"] > 0
+    assert statement["planning"]["p50_ms"] > 0 and statement["shared_hit_blocks_median"] > 0
+    assert "Where a cache-off page's time goes" in report["_markdown"]
     # the rows' products against the same statement run exactly: every row compared, at each ef_search
     recall = widget["row_recall"]
     assert recall["looks"] == LOOKS and [p["ef_search"] for p in recall["curve"]] == [50, 100, 200]
