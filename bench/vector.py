@@ -23,6 +23,14 @@ from .synthetic import CATEGORIES, COLOURS, GENDERS, RARE_COLOUR
 FAISS_OVERFETCH = 10  # FAISS returns k × this per category, then the gender (and colour) filter is applied
 
 
+def explain_json(cursor, sql, params=None, options="ANALYZE"):
+    """PostgreSQL's plan of ``sql`` as ``EXPLAIN (options, FORMAT JSON)`` gives it: the dict of its one statement
+    (``"Plan"``, ``"Planning Time"``, ``"Execution Time"`` with ANALYZE, …)."""
+    cursor.execute(f"EXPLAIN ({options + ', ' if options else ''}FORMAT JSON) " + sql, params)
+    plan = cursor.fetchone()[0]
+    return (json.loads(plan) if isinstance(plan, str) else plan)[0]
+
+
 def percentiles(values_ms):
     if not len(values_ms):
         return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "mean_ms": None}
@@ -222,10 +230,8 @@ class RecommenderQuery:
         sql, params = captured
         with transaction.atomic(), connection.cursor() as cursor:
             self.queries.configure_search(cursor, filters.k * self.settings.OVERFETCH)
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-            plan = cursor.fetchone()[0]
-        plan = json.loads(plan) if isinstance(plan, str) else plan
-        return float(plan[0]["Planning Time"]), float(plan[0]["Execution Time"])
+            plan = explain_json(cursor, sql, params)
+        return float(plan["Planning Time"]), float(plan["Execution Time"])
 
     def hnsw_indexes(self):
         from django.db import connection

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 from tqdm import tqdm
 
-from .vector import percentiles
+from .vector import explain_json, percentiles
 
 DUMMY_CACHE = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 
@@ -195,8 +195,6 @@ def look_statement_times(product_ids, *, looks=30, progress=True):
     and reading the rows), then ``EXPLAIN (ANALYZE, BUFFERS)`` of it (PostgreSQL's own planning and execution
     times, shared buffers hit and read). The rest of ``look_for`` is Python: building the query, the model
     instances, the cards."""
-    import json
-
     from django.db import connection
 
     from catalog.models import Product
@@ -212,9 +210,7 @@ def look_statement_times(product_ids, *, looks=30, progress=True):
             cursor.execute(statement)
             cursor.fetchall()
             walls.append((time.perf_counter() - started) * 1000)
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
-            plan = cursor.fetchone()[0]
-        plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+            plan = explain_json(cursor, statement, options="ANALYZE, BUFFERS")
         planning.append(float(plan["Planning Time"]))
         execution.append(float(plan["Execution Time"]))
         hits.append(int(plan["Plan"].get("Shared Hit Blocks", 0)))
@@ -230,8 +226,6 @@ def look_statement_plan(product_id):
     """The planner's view of the look statement of one product (``EXPLAIN``, not run): its estimated total
     cost next to ``jit_above_cost`` and whether PostgreSQL would JIT-compile it. A cost past that threshold
     makes every page pay for compiling the statement (tens of ms) though it runs in a few."""
-    import json
-
     from django.db import connection
 
     from catalog.models import Product
@@ -242,9 +236,7 @@ def look_statement_plan(product_id):
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('jit'), current_setting('jit_above_cost')::float")
         jit, jit_above_cost = cursor.fetchone()
-        cursor.execute("EXPLAIN (FORMAT JSON) " + statement)
-        plan = cursor.fetchone()[0]
-    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+        plan = explain_json(cursor, statement, options="")
     return {"product": product_id, "estimated_total_cost": plan["Plan"]["Total Cost"], "jit": jit,
             "jit_above_cost": jit_above_cost, "would_jit": "JIT" in plan}
 

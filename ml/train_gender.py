@@ -218,7 +218,6 @@ def cross_fitted_fusion(fit_head, s_photos, street_tagged, folds: int = 2, meta=
 
     from ml.face_gender import calibrate, recalls, street_records
     from ml.gender import GenderClassifier, build_gender_model
-
     from ml.pose import PoseGate
 
     cues = street_tagged_cues(street_tagged)
@@ -389,6 +388,7 @@ def main(argv=None):
         kept = earlier.get_layer("gender_head")
         kept.trainable = False
         kept_offset = float(kept_meta.get("full_shot_logit_offset", 0.0))
+    heads = 1 if kept is None else 2
 
     def fit_head(street_mask=None):
         """The head fitted on the catalogue's fitting ids (+ the street crops of ``street_mask``, all by default)."""
@@ -436,8 +436,7 @@ def main(argv=None):
         if not (args.street_tagged and args.street_train):
             raise SystemExit("--calibrate-fusion needs --street-tagged and --street-train")
         fusion = cross_fitted_fusion(fit_head, s_photos, args.street_tagged,
-                                     meta={"heads": 2 if kept is not None else 1, "hidden": args.hidden,
-                                           "full_shot_logit_offset": kept_offset / 2})
+                                     meta={"heads": heads, "hidden": args.hidden, "full_shot_logit_offset": offset})
         print(f"face fusion (cross-fitted): {fusion}", file=sys.stderr)
 
     model = build_gender_model(backbone_weights="imagenet", head=head)
@@ -445,7 +444,7 @@ def main(argv=None):
     model.save_weights(args.out)
     _write_record(args, argv, started, train, labels, history, val_accuracy,
                   mode="head (frozen ImageNet backbone)", face_fusion=fusion,
-                  heads=2 if kept is not None else 1,
+                  heads=heads,
                   kept_head=str(args.keep_head) if kept is not None else None,
                   street_tagged_crops=street_counts,
                   street_trained=bool(args.street_tagged and args.street_train),
