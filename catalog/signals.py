@@ -6,11 +6,14 @@
 - ``product_changed(sender=Product, product=...)``: a product was saved or deleted.
 
 The demo shop's product adapter (``catalog.adapter.CatalogAdapter.connect``) turns them into calls of
-``recommender.hooks``.
+``recommender.hooks``. Every saved or deleted product or image also bumps the version of the shop's cached page
+fragments (``catalog.fragments``) once its transaction commits.
 """
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
+
+from . import fragments
 
 product_image_changed = Signal()
 product_changed = Signal()
@@ -44,3 +47,12 @@ def _delete_image_file(sender, instance, **kwargs):
         storage = instance.file.storage
         transaction.on_commit(lambda: storage.delete(name))
     transaction.on_commit(lambda: product_image_deleted.send(sender=sender, image=instance))
+
+
+@receiver(post_save, sender="catalog.Product")
+@receiver(post_delete, sender="catalog.Product")
+@receiver(post_save, sender="catalog.ProductImage")
+@receiver(post_delete, sender="catalog.ProductImage")
+def _outdate_fragments(sender, instance, **kwargs):
+    if not kwargs.get("raw"):
+        transaction.on_commit(fragments.bump)

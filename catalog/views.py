@@ -3,8 +3,12 @@ from django.apps import apps
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template import engines
+from django.template.loader import render_to_string
+from django.utils.functional import SimpleLazyObject
+from django.utils.safestring import mark_safe
 from django.views.generic import DetailView, ListView
 
+from . import fragments
 from .forms import LOOK_FILTER_LABELS, ProductFilterForm
 from .models import Product
 
@@ -70,11 +74,17 @@ class ProductDetailView(DetailView):
         context = super().get_context_data(**kwargs)
         product = self.object
         images = product.ordered_images
+        # read only when the section is not in the cache (catalog.fragments)
+        more = SimpleLazyObject(lambda: more_like_this(product))
         context.update(
             images=images,
             main_image=images[0] if images else None,
             look_widget_enabled=look_widget_enabled(),
-            more_like_this=more_like_this(product),
+            more_like_this=more,
+            more_like_this_html=mark_safe(fragments.cached(
+                f"more-like-this:{product.pk}",
+                lambda: render_to_string("catalog/_more_like_this.html", {"product": product, "more_like_this": more}),
+            )),
             look_label=LOOK_FILTER_LABELS.get(product.look_category, ""),
         )
         return context

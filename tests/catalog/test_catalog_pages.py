@@ -184,6 +184,43 @@ def test_more_like_this_shows_the_same_type_closest_in_price(client, make_produc
 
 
 @pytest.mark.django_db
+def test_more_like_this_is_cached_and_follows_every_catalogue_change(client, make_product,
+                                                                    django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def more_section(url):
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(url).content.decode()
+        section = html.split('id="more-title"', 1)[1] if 'id="more-title"' in html else ""
+        return section, queries.captured_queries
+
+    with django_capture_on_commit_callbacks(execute=True):  # the version bumps run on commit
+        shirt = make_product(sku="C0", name="Cached shirt", gender="Men", article_type="Shirts", price="40.00")
+        near = make_product(sku="C1", name="Near shirt", gender="Men", article_type="Shirts", price="41.00")
+        make_product(sku="C2", name="Far shirt", gender="Men", article_type="Shirts", price="90.00")
+    url = shirt.get_absolute_url()
+    section, first = more_section(url)
+    assert "Near shirt" in section and "Far shirt" in section
+    section, second = more_section(url)
+    assert "Near shirt" in section
+    # from the cache: the section's query (the nearest prices, a UNION) is not run again
+    assert any("UNION" in query["sql"] for query in first)
+    assert not any("UNION" in query["sql"] for query in second) and len(second) < len(first)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        near.is_active = False
+        near.save()
+    section, _ = more_section(url)
+    assert "Near shirt" not in section and "Far shirt" in section
+
+    with django_capture_on_commit_callbacks(execute=True):
+        make_product(sku="C3", name="New shirt", gender="Men", article_type="Shirts", price="39.00")
+    section, _ = more_section(url)
+    assert section.index("New shirt") < section.index("Far shirt")
+
+
+@pytest.mark.django_db
 def test_more_like_this_breaks_price_ties_by_age_and_skips_inactive_products(client, make_product):
     shirt = make_product(sku="T0", name="Tee", gender="Women", article_type="Tshirts", price="40.00")
     for sku, price, active in [("T1", "45.00", True), ("T2", "35.00", True), ("T3", "35.00", False),
