@@ -136,6 +136,9 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "buy-the-look",
+        # Django's default of 300 entries is two per product page (the widget and "more like this") for only
+        # 150 products: past that, pages evict each other and the cache stops working. A widget is ~10-20 KB.
+        "OPTIONS": {"MAX_ENTRIES": 5000},
     }
 }
 # With a worker (a broker is set), the widget cache must be shared by web and worker processes:
