@@ -137,7 +137,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "buy-the-look",
         # Django's default of 300 entries is two per product page (the widget and "more like this") for only
-        # 150 products: past that, pages evict each other and the cache stops working. A widget is ~10-20 KB.
+        # 150 products: past that, pages evict each other and the cache stops working.
         "OPTIONS": {"MAX_ENTRIES": 5000},
     }
 }
