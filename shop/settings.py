@@ -132,15 +132,14 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 500
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o644
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "buy-the-look",
-        # Django's default of 300 entries is two per product page (the widget and "more like this") for only
-        # 150 products: past that, pages evict each other and the cache stops working.
-        "OPTIONS": {"MAX_ENTRIES": 5000},
-    }
+PROCESS_CACHE = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "buy-the-look",
+    # Django's default of 300 entries is two per product page (the widget and "more like this") for only
+    # 150 products: past that, pages evict each other and the cache stops working.
+    "OPTIONS": {"MAX_ENTRIES": 5000},
 }
+CACHES = {"default": PROCESS_CACHE}
 # With a worker (a broker is set), the widget cache must be shared by web and worker processes:
 # default to the broker's Redis unless CACHE_URL says otherwise.
 _cache_url = os.environ.get("CACHE_URL") or (

@@ -232,3 +232,20 @@ def test_more_like_this_breaks_price_ties_by_age_and_skips_inactive_products(cli
     response = client.get(shirt.get_absolute_url())
     # all five are 5.00 away: the oldest four, whichever side of the price they are on
     assert [p.sku for p in response.context["more_like_this"]] == ["T1", "T2", "T4", "T5"]
+
+
+def test_the_demo_process_cache_holds_both_cached_parts_of_a_thousand_product_pages():
+    """Without a shared cache the demo keeps the widget and "more like this" of every page in its process: the
+    first page's entries must survive a thousand other pages (Django's default of 300 entries would evict them)."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from shop import settings as project
+
+    config = project.PROCESS_CACHE
+    cache = LocMemCache("capacity-probe", {"OPTIONS": config.get("OPTIONS", {}), "TIMEOUT": 60})
+    cache.clear()
+    for page in range(1000):
+        cache.set(f"widget:{page}", "html")
+        cache.set(f"more-like-this:{page}", "html")
+    assert cache.get("widget:0") == "html" and cache.get("more-like-this:0") == "html"
+    cache.clear()
