@@ -283,7 +283,16 @@ def store_many(items):
             DetectedArticle.objects.bulk_create(changed)
             _update_analyses(write)
             transaction.on_commit(look_cache.bump)
+            looks = sorted({row.product_id for row in write if row.is_full_shot and row.status == Status.DONE})
+            if looks and settings.LOOK_CANDIDATES:
+                transaction.on_commit(lambda: _look_analysed(looks))
     return out
+
+
+def _look_analysed(product_ids):
+    from .hooks import look_analysed
+
+    look_analysed(product_ids)
 
 
 #: The ``ImageAnalysis`` fields an analysis run writes.

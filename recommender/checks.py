@@ -29,6 +29,17 @@ def check_settings(app_configs, **kwargs):
                                                    or not 1 <= value <= 1000):
             messages.append(Error(f"BUY_THE_LOOK['{name}'] must be a whole number from 1 to 1000"
                                   + (" or None" if allow_none else "") + f", not {value!r}", id="recommender.E006"))
+    if not isinstance(settings.LOOK_CANDIDATES, bool):
+        messages.append(Error(f"BUY_THE_LOOK['LOOK_CANDIDATES'] must be True or False, not "
+                              f"{settings.LOOK_CANDIDATES!r}", id="recommender.E007"))
+    for name, low in (("CANDIDATES_DEPTH", 1), ("CANDIDATES_MAX_CHANGES", 0), ("CANDIDATES_MARGIN", 0)):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            messages.append(Error(f"BUY_THE_LOOK['{name}'] must be a whole number of at least {low}, not {value!r}",
+                                  id="recommender.E007"))
+    if isinstance(settings.CANDIDATES_DEPTH, int) and settings.CANDIDATES_DEPTH > 1000:
+        messages.append(Error("BUY_THE_LOOK['CANDIDATES_DEPTH'] must be at most 1000 (hnsw.ef_search's limit)",
+                              id="recommender.E007"))
     floors = settings.ARTICLE_FLOORS
     if not isinstance(floors, dict) or any(
             category not in DEFAULTS["CATEGORIES"] or isinstance(value, bool) or not isinstance(value, (int, float))

@@ -85,6 +85,20 @@ DEFAULTS = {
     # 150 then shows fewer than half of its exact products (row recall@6 0.9933; 200: 1.0, none), so the default
     # stays EF_SEARCH; a shop that prefers the speed can set it.
     "LOOK_EF_SEARCH": None,
+    # Precomputed candidates of the product page's look rows (``recommender.candidates``). A worker stores each
+    # row's CANDIDATES_DEPTH nearest inventory articles ahead of time (``manage.py look_candidates``, and after
+    # every full-shot analysis), and the page ranks those, plus every inventory article of the row's category
+    # changed since, exactly (the same filters, colour and kind weights) instead of walking the HNSW graph: the
+    # products of the live search without its graph walks. A row without fresh candidates (none yet, its own
+    # article changed since, or more than CANDIDATES_MAX_CHANGES articles of its category changed since) and a
+    # page with colour or price filters are searched live. False (the default): always live.
+    "LOOK_CANDIDATES": False,
+    "CANDIDATES_DEPTH": 100,
+    "CANDIDATES_MAX_CHANGES": 1000,
+    # Seconds before a candidate list's computation from which changes still count as "changed since": a margin
+    # on top of the writing transactions the computation sees open (``pg_stat_activity``), for sessions of other
+    # database roles whose start it cannot see.
+    "CANDIDATES_MARGIN": 60,
     # Search the half-precision copies of the article vectors (pgvector ``halfvec`` HNSW indexes, half the
     # size, made by ``manage.py halfvec_indexes``) instead of the float ones; candidates are re-ordered by their
     # full-precision distance. Measured in docs/benchmarks-1m.md (recall, size, latency).

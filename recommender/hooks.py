@@ -113,6 +113,29 @@ def _send(image_ids):
         queue_analysis(image_id)
 
 
+def look_analysed(product_ids):
+    """Full shots of ``product_ids`` were analysed: with ``LOOK_CANDIDATES`` on, their look rows' candidate lists
+    (``recommender.candidates``) are computed by a ``recommender.look_candidates`` task on ``BULK_QUEUE`` (eager:
+    now). Never raises: without a broker the rows are searched live until ``manage.py look_candidates`` runs."""
+    from .tasks import look_candidates
+
+    product_ids = sorted({pk for pk in product_ids if pk is not None})
+    if not settings.LOOK_CANDIDATES or not product_ids:
+        return
+    try:
+        look_candidates.apply_async(
+            (product_ids,), retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+            **({"queue": settings.BULK_QUEUE} if settings.BULK_QUEUE else {}),
+        )
+    except Exception as exc:
+        if is_eager():
+            logger.exception("candidate lists of products %s raised", product_ids)
+            return
+        logger.warning("broker unavailable; the look rows of products %s are searched live until manage.py "
+                       "look_candidates runs (%s)", ", ".join(map(str, product_ids)), exc)
+
+
 def image_changed(image):
     """``image`` (an instance of the adapter's image model) is new or its file changed: analyse it."""
     if not settings.ANALYSE_ON_SAVE or getattr(image, "pk", None) is None:

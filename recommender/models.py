@@ -11,8 +11,10 @@ look category, colour, price, availability) so that a look query touches one tab
 never joins the shop's tables; ``recommender.sync`` keeps them in step when the shop calls
 ``recommender.hooks.product_changed``.
 """
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from pgvector.django import HnswIndex, VectorField
 
 from .conf import COLOUR_DIM, EMBEDDING_DIM, KIND_DIM, settings
@@ -125,6 +127,10 @@ class DetectedArticle(models.Model):
     )
     model_version = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Start of the transaction that wrote or last updated the row (the default, and a trigger of migration 0007 on
+    # every UPDATE, however it is made): what a look row's precomputed candidates (``LookCandidates``) are
+    # compared with.
+    changed_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["analysis", "-confidence", "id"]
@@ -160,6 +166,9 @@ class DetectedArticle(models.Model):
             ),
             models.Index(fields=["price"], name="recommender_article_price"),
             models.Index(fields=["product", "is_inventory"], name="recommender_article_product"),
+            # The inventory articles of a category changed since a time (what precomputed candidates lack).
+            models.Index(fields=["category", "changed_at"], name="recommender_article_changed",
+                         condition=Q(is_inventory=True)),
         ]
 
     def __str__(self):
@@ -181,3 +190,30 @@ class DetectedArticle(models.Model):
             "width": round((self.x2 - self.x1) * 100, 2),
             "height": round((self.y2 - self.y1) * 100, 2),
         }
+
+
+class LookCandidates(models.Model):
+    """The nearest inventory articles of a look row's article, found ahead of time (``recommender.candidates``).
+
+    ``ids`` holds the ``CANDIDATES_DEPTH`` inventory articles nearest to the row's article among those of its
+    look category, compatible gender and embedder that existed when the list was computed; the product page
+    ranks them together with the inventory articles of the category changed since ``since`` instead of walking
+    the HNSW graph. Deleted with the article by the database (a re-analysis makes new articles).
+    """
+
+    # The database deletes a list with its article (ON DELETE CASCADE, migration 0007), so that deleting articles
+    # stays one DELETE (Django's own cascade would read every article first).
+    article = models.OneToOneField(DetectedArticle, primary_key=True, related_name="look_candidates",
+                                   on_delete=models.DO_NOTHING, db_constraint=False)
+    ids = ArrayField(models.BigIntegerField(), help_text="Inventory article ids, nearest first.")
+    inputs = models.CharField(max_length=300, help_text="The article's category|gender|embedder the list was "
+                                                         "computed for (another: the list is not used).")
+    since = models.DateTimeField(help_text="Changes made from this time on may be missing from the list.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "look row candidates"
+        verbose_name_plural = "look row candidates"
+
+    def __str__(self):
+        return f"Candidates of article {self.article_id} ({len(self.ids)})"

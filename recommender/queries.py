@@ -38,10 +38,11 @@ import numpy as np
 from pgvector import Vector
 
 from .conf import EMBEDDING_DIM, settings
-from .models import DetectedArticle, ImageAnalysis
+from .models import DetectedArticle, ImageAnalysis, LookCandidates
 
 TABLE = DetectedArticle._meta.db_table
 ANALYSES = ImageAnalysis._meta.db_table
+CANDIDATES = LookCandidates._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -213,20 +214,22 @@ def category_vote(cursor, embedding, *, genders, filters, model_version=None, ne
     return row[0] if row else None
 
 
-def _search_branch(*, vector, colour_sql, colour_weight, where, head="", kind_sql="NULL::float8", kind_weight="0"):
+def _search_branch(*, vector, colour_sql, colour_weight, where, head="", kind_sql="NULL::float8", kind_weight="0",
+                   order=None, source=f"{TABLE} AS candidate"):
     """One article's search as a ``UNION ALL`` branch: the ``LIMIT %s`` nearest candidates along the HNSW index,
     scored ``distance + colour_weight × (1 − colour similarity) + kind_weight × (1 − kind similarity)``, the
     best-scored row of each product (several photos of one product fold into one card), the ``LIMIT %s`` best
     products. ``vector``, ``colour_sql``, ``colour_weight``, ``kind_sql``, ``kind_weight``: SQL expressions (their
     parameters in the order they appear: the two weights, the vector, colour, kind, ``where``); ``where``: the
-    candidates' condition; ``head``: columns before ``product_id`` in the result. Its last two parameters are the
-    number of candidates and k."""
+    candidates' condition; ``head``: columns before ``product_id`` in the result; ``order``: the candidates' ORDER BY
+    (default: the HNSW index's); ``source``: the FROM of the candidates (named ``candidate``). Its last two parameters
+    are the number of candidates and k."""
     return (f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {head}product_id, distance, colour_similarity, "
             f"colour_name, distance + {colour_weight} * (1 - COALESCE(colour_similarity, 1)) "
             f"+ {kind_weight} * (1 - COALESCE(kind_similarity, 1)) AS score FROM ("
             f"SELECT product_id, embedding <=> {vector} AS distance, {colour_sql} AS colour_similarity, colour_name, "
             f"{kind_sql} AS kind_similarity "
-            f"FROM {TABLE} AS candidate WHERE {where} ORDER BY {index_order(vector)} LIMIT %s) AS candidates "
+            f"FROM {source} WHERE {where} ORDER BY {order or index_order(vector)} LIMIT %s) AS candidates "
             f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)")
 
 
@@ -317,6 +320,19 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
     # the whole category, and a cost that high turns on JIT compilation, which takes longer than the search.
     policy = [(gender, list(settings.compatible_genders(gender))) for gender in sorted(settings.GENDER_POLICY)]
     excluded_sql, excluded_params = same_photos_sql(product_id)
+    # Precomputed candidates (recommender.candidates): the article's list when it was computed for the article as
+    # it is and its category has not changed too much since; NULL otherwise (and always with colour or price
+    # filters, or when a row needs more candidates than a list holds): the row is searched live.
+    if uses_candidates(filters, candidates):
+        candidate_sql = (
+            f"(SELECT listed.ids FROM {CANDIDATES} AS listed WHERE listed.article_id = {row}.id "
+            f"AND listed.inputs = {candidate_inputs_sql(row)} AND (SELECT count(*) FROM (SELECT 1 FROM {TABLE} AS "
+            f"changed WHERE changed.is_inventory AND changed.category = {row}.category "
+            f"AND changed.changed_at >= listed.since LIMIT %s) AS changes) <= %s) AS candidate_ids, "
+            f"(SELECT listed.since FROM {CANDIDATES} AS listed WHERE listed.article_id = {row}.id) AS candidates_since")
+        candidate_params = [int(settings.CANDIDATES_MAX_CHANGES) + 1, int(settings.CANDIDATES_MAX_CHANGES)]
+    else:
+        candidate_sql, candidate_params = "NULL::bigint[] AS candidate_ids, NULL::timestamptz AS candidates_since", []
     search = (
         "WITH search AS MATERIALIZED (SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true) IS NOT NULL "
         f"AND set_config('hnsw.ef_search', %s, true) IS NOT NULL AS ready, {excluded_sql} AS excluded, "
@@ -324,23 +340,39 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
         + "".join("WHEN %s THEN %s::varchar[] " for _ in policy)
         + f"ELSE ARRAY[{row}.gender]::varchar[] END END AS genders, "
         f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE %s END AS colour_weight, "
-        f"CASE WHEN {row}.kind IS NULL THEN 0 ELSE %s END AS kind_weight) "
+        f"CASE WHEN {row}.kind IS NULL THEN 0 ELSE %s END AS kind_weight, {candidate_sql}) "
     )
     search_params = [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)), settings.LOOK_EF_SEARCH)),
                      *excluded_params,
-                     *(value for pair in policy for value in pair), weight, kind_weight]
+                     *(value for pair in policy for value in pair), weight, kind_weight, *candidate_params]
     colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
     kind_sql = f"CASE WHEN {row}.kind IS NULL THEN NULL ELSE COALESCE(1 - (kind <=> {row}.kind), 0) END"
     branches, params = [], []
+    common = (f"NOT (product_id = ANY(search.excluded)) AND (search.genders IS NULL OR gender = ANY(search.genders)) "
+              f"AND ({row}.model_version = '' OR model_version = {row}.model_version)")
     for category in settings.CATEGORIES:
         where, where_params = where_clause(category, None, filters, ())
+        # live: the category's HNSW index (the category a literal, so the planner picks that index)
         branches.append(_search_branch(
             vector=f"{row}.embedding", colour_sql=colour_sql, colour_weight="search.colour_weight",
             kind_sql=kind_sql, kind_weight="search.kind_weight",
-            where=f"{row}.category = %s AND search.ready AND {where} AND NOT (product_id = ANY(search.excluded)) "
-                  f"AND (search.genders IS NULL OR gender = ANY(search.genders)) "
-                  f"AND ({row}.model_version = '' OR model_version = {row}.model_version)"))
+            where=f"{row}.category = %s AND search.ready AND search.candidate_ids IS NULL AND {where} AND {common}"))
         params += [category, *where_params, candidates, filters.k]
+    if uses_candidates(filters, candidates):
+        # precomputed: the listed articles and those of the row's category changed since the list, each read by its
+        # key (a LATERAL subquery with a LIMIT is not flattened: a nested loop over the ids, whatever the size of the
+        # category), ranked by exact distance; one branch for every category (no index to choose)
+        where, where_params = where_clause(None, None, filters, ())
+        branches.append(_search_branch(
+            vector=f"{row}.embedding", colour_sql=colour_sql, colour_weight="search.colour_weight",
+            kind_sql=kind_sql, kind_weight="search.kind_weight",
+            order=f"(embedding <=> {row}.embedding)",
+            source=f"(SELECT unnest(search.candidate_ids) AS id UNION SELECT changed.id FROM {TABLE} AS changed "
+                   f"WHERE changed.is_inventory AND changed.category = {row}.category "
+                   f"AND changed.changed_at >= search.candidates_since) AS pool CROSS JOIN LATERAL "
+                   f"(SELECT * FROM {TABLE} AS listed WHERE listed.id = pool.id LIMIT 1) AS candidate",
+            where=f"search.candidate_ids IS NOT NULL AND category = {row}.category AND {where} AND {common}"))
+        params += [*where_params, candidates, filters.k]
     # the best article of its photo and category: no other one there is more confident (ties: the lower id)
     best = (f"NOT EXISTS (SELECT 1 FROM {TABLE} AS better WHERE better.analysis_id = {row}.analysis_id "
             f"AND better.category = {row}.category AND better.confidence >= %s AND (better.confidence > "
@@ -351,3 +383,16 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
            f"({' UNION ALL '.join(branches)}) AS hits) END")
     # (a better article of the same category is above that category's floor whenever the row's article is)
     return sql, [settings.lowest_floor(), *search_params, *params]
+
+
+def uses_candidates(filters, candidates):
+    """Whether a look row with these filters, taking ``candidates`` from the index, may use precomputed candidates:
+    ``LOOK_CANDIDATES`` on, no colour or price filter (the lists are made without them) and lists long enough."""
+    return bool(settings.LOOK_CANDIDATES and not filters.colours and not filters.exclude_colours
+                and filters.min_price is None and filters.max_price is None
+                and int(settings.CANDIDATES_DEPTH) >= candidates)
+
+
+def candidate_inputs_sql(row):
+    """SQL of what an article's candidate list depends on (``LookCandidates.inputs``), ``row`` naming the article."""
+    return f"({row}.category || '|' || {row}.gender || '|' || {row}.model_version)"

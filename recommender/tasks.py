@@ -171,3 +171,15 @@ def warm_up_worker_process(**kwargs):
     from .warmup import start
 
     start()
+
+
+@shared_task(name="recommender.look_candidates", ignore_result=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=True, max_retries=3)
+def look_candidates(product_ids):
+    """Compute the candidate lists of the look rows of ``product_ids`` (``recommender.candidates.refresh``)."""
+    from .candidates import refresh
+
+    done = refresh(product_ids)
+    logger.info("candidate lists of %d look row(s) of %d product(s) in %.0f ms", done.rows, len(product_ids),
+                done.seconds * 1000)
+    return done.rows
