@@ -79,6 +79,8 @@ def figures(run):
         "1% colour short results": _get(run, "vector", "rare_colour", "short_results"),
         "page p50 ms, cache off": _get(run, "widget", "cache_off", "p50_ms"),
         "page p95 ms, cache off": _get(run, "widget", "cache_off", "p95_ms"),
+        "page p50 ms, cache off, precomputed candidates": _get(run, "widget", "cache_off_candidates", "p50_ms"),
+        "page p95 ms, cache off, precomputed candidates": _get(run, "widget", "cache_off_candidates", "p95_ms"),
         "page p50 ms, cache on": _get(run, "widget", "cache_on", "p50_ms"),
         "page p95 ms, cache on": _get(run, "widget", "cache_on", "p95_ms"),
         "SQL queries per page (cache off, median)": _get(run, "widget", "cache_off", "sql_queries_per_page", "median"),

@@ -145,12 +145,20 @@ def _index_scans_off():
         yield
 
 
-def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
+def _candidates_on():
+    """``override_settings`` turning ``LOOK_CANDIDATES`` on."""
+    from django.conf import settings as django_settings
+    from django.test.utils import override_settings
+
+    return override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "LOOK_CANDIDATES": True})
+
+
+def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True, candidates=False):
     """What the page's rows lose to the HNSW scans: each row's products against the same look statement run
     exactly (``enable_indexscan`` off in its transaction, so every branch scans and sorts its category), for the
     first ``looks`` look products; then ``look_for``'s time and the rows' recall@k with ``LOOK_EF_SEARCH`` set to
     each value of ``sweep`` (the page's rows take ``COLOUR_CANDIDATES`` candidates and re-rank them, so their recall is
-    not the vector phase's)."""
+    not the vector phase's); with ``candidates``, the same with ``LOOK_CANDIDATES`` on (the lists already stored)."""
     from django.conf import settings as django_settings
     from django.test.utils import override_settings
 
@@ -182,6 +190,22 @@ def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True):
                     if truth:
                         recalls.append(len(set(found.get(key, [])) & set(truth)) / len(truth))
         curve.append({"ef_search": ef, "default": ef == default, **percentiles(times),
+                      "rows": len(recalls), "row_recall": round(float(np.mean(recalls)), 4) if recalls else None,
+                      "rows_recall_below_half": int(sum(r < 0.5 for r in recalls))})
+    if candidates:
+        times, recalls = [], []
+        with _candidates_on():
+            for product in products[:5]:  # untimed
+                _row_products(product)
+            for product in tqdm(products, desc="look rows, precomputed candidates", unit="look",
+                                disable=not progress, mininterval=1):
+                started = time.perf_counter()
+                found = _row_products(product)
+                times.append((time.perf_counter() - started) * 1000)
+                for key, truth in exact[product.pk].items():
+                    if truth:
+                        recalls.append(len(set(found.get(key, [])) & set(truth)) / len(truth))
+        curve.append({"ef_search": "precomputed candidates", "default": False, **percentiles(times),
                       "rows": len(recalls), "row_recall": round(float(np.mean(recalls)), 4) if recalls else None,
                       "rows_recall_below_half": int(sum(r < 0.5 for r in recalls))})
     return {"looks": len(products), "k": settings.K, "candidates": int(settings.COLOUR_CANDIDATES),
@@ -241,6 +265,25 @@ def look_statement_plan(product_id):
             "jit_above_cost": jit_above_cost, "would_jit": "JIT" in plan}
 
 
+def _store_candidates(product_ids):
+    """``recommender.candidates.refresh`` of the looks measured, timed: what the worker pays per look row.
+
+    With ``CANDIDATES_MARGIN`` 0: the bench's own sessions are all it has open, and the synthetic catalogue was
+    committed before the lists, as in a shop (with the default 60 s, a catalogue loaded less than a minute before
+    would count as "changed since" in full and the pages would search live)."""
+    from django.conf import settings as django_settings
+    from django.test.utils import override_settings
+
+    from recommender.candidates import refresh
+
+    with override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "CANDIDATES_MARGIN": 0}):
+        done = refresh(product_ids)
+    from recommender.conf import settings
+
+    return {"rows": done.rows, "seconds": round(done.seconds, 3), "depth": int(settings.CANDIDATES_DEPTH),
+            "ms_per_row": round(done.seconds * 1000 / done.rows, 2) if done.rows else None}
+
+
 def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
     from django.core.cache import cache
     from django.test.utils import override_settings
@@ -259,8 +302,16 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
         result["cache_off"] = _measure(get, product_ids, "page (cache off)", progress)
         result["look_for_only"] = _look_for_only(product_ids, progress)
         result["look_statement"] = look_statement_times(product_ids, progress=progress)
+        # the candidate lists a worker stores after each analysis (recommender.candidates), for every look measured
+        result["candidates"] = _store_candidates(product_ids)
         if row_looks:
-            result["row_recall"] = row_recall(product_ids, looks=row_looks, progress=progress)
+            result["row_recall"] = row_recall(product_ids, looks=row_looks, progress=progress, candidates=True)
+        with _candidates_on():
+            for product_id in product_ids[:warmup]:
+                get(product_id)
+            result["cache_off_candidates"] = _measure(get, product_ids, "page (cache off, candidates)", progress)
+            result["look_for_only_candidates"] = _look_for_only(product_ids, progress)
+            result["look_statement_candidates"] = look_statement_times(product_ids, progress=progress)
     cache.clear()
     for product_id in product_ids:  # prime: the first view of each page fills the cache
         get(product_id)

@@ -78,7 +78,7 @@ def test_rare_colour_filter_never_comes_back_short(report):
 
 def test_widget_pages(report):
     widget = report["widget"]
-    for mode in ("cache_off", "cache_on"):
+    for mode in ("cache_off", "cache_off_candidates", "cache_on"):
         part = widget[mode]
         assert part["pages"] == LOOKS
         assert part["pages_with_widget"] == LOOKS
@@ -96,10 +96,18 @@ def test_widget_pages(report):
     assert "Where a cache-off page's time goes" in report["_markdown"]
     # the rows' products against the same statement run exactly: every row compared, at each ef_search
     recall = widget["row_recall"]
-    assert recall["looks"] == LOOKS and [p["ef_search"] for p in recall["curve"]] == [50, 100, 200]
+    assert recall["looks"] == LOOKS
+    assert [p["ef_search"] for p in recall["curve"]] == [50, 100, 200, "precomputed candidates"]
     assert [name for name in recall["statement_indexes"] if "hnsw" in name]  # the page's rows: HNSW scans
     assert not [name for name in recall["exact_statement_indexes"] if "hnsw" in name]  # the truth: exact
-    assert [p["default"] for p in recall["curve"]] == [False, False, True]
+    assert [p["default"] for p in recall["curve"]] == [False, False, True, False]
+    # precomputed candidates (LOOK_CANDIDATES): a list per row stored before, the same pages and SQL statements
+    assert widget["candidates"]["rows"] == 3 * LOOKS and widget["candidates"]["ms_per_row"] > 0
+    assert (widget["cache_off_candidates"]["sql_queries_per_page"]
+            == widget["cache_off"]["sql_queries_per_page"])
+    assert widget["look_for_only_candidates"]["rows_per_look"] == 3
+    assert widget["look_statement_candidates"]["looks"] == LOOKS
+    assert "With precomputed candidates" in report["_markdown"]
     for point in recall["curve"]:
         assert point["rows"] == 3 * LOOKS and point["p50_ms"] > 0
         assert point["row_recall"] >= 0.9  # 2,000 articles: the graph is all but exact (0 if rows were mismatched)
