@@ -136,6 +136,27 @@ def look_analysed(product_ids):
                        "look_candidates runs (%s)", ", ".join(map(str, product_ids)), exc)
 
 
+def look_searched_live(product_id):
+    """A product page searched rows of ``product_id``'s look live that could have read precomputed candidates (none
+    yet, its category changed too much since, its article changed): queue a fresh computation of its lists, at most
+    once per ``LISTS_REQUEUE_SECONDS`` per product (a cache key). Not in Celery's eager mode (no worker: the page
+    itself would compute them) nor with the cache unreachable (no way to send it only once). Never raises."""
+    if is_eager() or not settings.LOOK_CANDIDATES:
+        return
+    from django.core.cache import cache
+
+    try:
+        if not cache.add(f"buy-the-look:lists-queued:{product_id}", 1, timeout=LISTS_REQUEUE_SECONDS):
+            return
+    except Exception:  # the cache is down: the next page asks again
+        return
+    look_analysed([product_id])
+
+
+#: How long a product page that searched its look live waits before it may queue its lists again.
+LISTS_REQUEUE_SECONDS = 600
+
+
 def image_changed(image):
     """``image`` (an instance of the adapter's image model) is new or its file changed: analyse it."""
     if not settings.ANALYSE_ON_SAVE or getattr(image, "pk", None) is None:

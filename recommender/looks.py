@@ -22,12 +22,12 @@ from django.db.models.expressions import RawSQL
 
 from ml.boxes import suppress_overlaps
 
-from . import replica
+from . import hooks, replica
 from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
-from .queries import Hit, SamePhotos, look_hits_sql, nearest_products
+from .queries import Hit, SamePhotos, look_hits_sql, nearest_products, uses_candidates
 from .sync import describe
 
 logger = logging.getLogger(__name__)
@@ -201,10 +201,13 @@ def look_for(product, k=None, colours=None, exclude_colours=None, min_price=None
         if not rows:
             return []
         to_product_pk = settings.adapter.get_product_model()._meta.pk.to_python
-        found = [[Hit(to_product_pk(hit[0]), *hit[1:]) for hit in row.article.look_hits or ()] for row in rows]
-        # look_hits is None only for an article the SQL did not take as its row's best (it takes the same one)
-        short = [index for index, row in enumerate(rows)
-                 if row.article.look_hits is None or len(found[index]) < filters.k]
+        # look_hits: [searched live, hits]; None only for an article the SQL did not take as its row's best (it
+        # takes the same one)
+        answers = [row.article.look_hits or (None, None) for row in rows]
+        found = [[Hit(to_product_pk(hit[0]), *hit[1:]) for hit in hits or ()] for _, hits in answers]
+        short = [index for index, (_, hits) in enumerate(answers) if hits is None or len(found[index]) < filters.k]
+        if any(live for live, _ in answers) and uses_candidates(filters):
+            hooks.look_searched_live(product.pk)  # rows that could have read lists: a worker makes them
         if short:  # a filter so selective that the index scan stopped early: exact searches (search_many's rule)
             with db.cursor() as cursor:
                 for index in short:

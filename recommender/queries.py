@@ -296,8 +296,9 @@ def same_photos_sql(product_id):
 
 def look_hits_sql(filters, product_id, *, article=TABLE):
     """``(sql, params)`` of a scalar expression over an article row of the look (``article``: the outer query's
-    name of the ``DetectedArticle`` table) that is a JSON array of its hits ``[[product_id, distance,
-    colour_similarity, colour_name], …]``, best first, for the best article of its photo and category (the one
+    name of the ``DetectedArticle`` table) that is the JSON array ``[searched_live, hits]`` — whether the row was
+    searched along the HNSW graph (no usable precomputed candidates) and its hits ``[[product_id, distance,
+    colour_similarity, colour_name], …]``, best first — for the best article of its photo and category (the one
     ``recommender.looks.rows_for`` makes the row of), NULL for the others. ``product_id``: the look's product,
     excluded with every product showing one of its photos (``SamePhotos``).
 
@@ -310,7 +311,7 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
     limit = filters.k * max(1, int(settings.OVERFETCH))
     weight = max(0.0, float(settings.COLOUR_WEIGHT))
     kind_weight = max(0.0, float(settings.KIND_WEIGHT))
-    candidates = max(limit, int(settings.COLOUR_CANDIDATES)) if weight > 0 or kind_weight > 0 else limit
+    candidates = row_candidates(filters)
     row = f'"{article}"'
     # What every branch needs, computed once per article in the statement's first CTE (so planned once, not once
     # per branch): the search settings, the products showing the look's photos, the product genders the
@@ -378,16 +379,25 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
             f"AND better.category = {row}.category AND better.confidence >= %s AND (better.confidence > "
             f"{row}.confidence OR (better.confidence = {row}.confidence AND better.id < {row}.id)))")
     sql = (f"CASE WHEN {best} THEN (" + search
-           + "SELECT COALESCE(jsonb_agg(jsonb_build_array(product_id, distance, colour_similarity, colour_name) "
-           f"ORDER BY score, product_id), '[]'::jsonb) FROM search CROSS JOIN LATERAL "
+           + "SELECT jsonb_build_array((SELECT candidate_ids IS NULL FROM search), "
+           "COALESCE(jsonb_agg(jsonb_build_array(product_id, distance, colour_similarity, colour_name) "
+           f"ORDER BY score, product_id), '[]'::jsonb)) FROM search CROSS JOIN LATERAL "
            f"({' UNION ALL '.join(branches)}) AS hits) END")
     # (a better article of the same category is above that category's floor whenever the row's article is)
     return sql, [settings.lowest_floor(), *search_params, *params]
 
 
-def uses_candidates(filters, candidates):
-    """Whether a look row with these filters, taking ``candidates`` from the index, may use precomputed candidates:
-    ``LOOK_CANDIDATES`` on, no colour or price filter (the lists are made without them) and lists long enough."""
+def row_candidates(filters):
+    """How many candidates a look row takes from its category's graph before re-ranking them."""
+    limit = filters.k * max(1, int(settings.OVERFETCH))
+    reranked = float(settings.COLOUR_WEIGHT) > 0 or float(settings.KIND_WEIGHT) > 0
+    return max(limit, int(settings.COLOUR_CANDIDATES)) if reranked else limit
+
+
+def uses_candidates(filters, candidates=None):
+    """Whether look rows with these filters may use precomputed candidates: ``LOOK_CANDIDATES`` on, no colour or
+    price filter (the lists are made without them) and lists at least as long as the rows' candidates."""
+    candidates = row_candidates(filters) if candidates is None else candidates
     return bool(settings.LOOK_CANDIDATES and not filters.colours and not filters.exclude_colours
                 and filters.min_price is None and filters.max_price is None
                 and int(settings.CANDIDATES_DEPTH) >= candidates)

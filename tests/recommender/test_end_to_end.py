@@ -45,6 +45,13 @@ def test_an_uploaded_full_shot_becomes_a_done_analysis_and_the_page_shows_rows(s
         assert article.model_version == analysis.model_versions["embedder"] and not article.is_inventory
     assert set(analysis.timings) >= {"decode", "pose", "gender", "detect", "embed", "total"}
 
+    # the analysis stored the candidate lists of the look's rows (LOOK_CANDIDATES, on by default), which the page reads
+    from recommender.candidates import look_row_articles
+    from recommender.models import LookCandidates
+
+    row_articles = look_row_articles([shop["outfit"].pk])
+    assert row_articles and set(LookCandidates.objects.values_list("article_id", flat=True)) >= set(row_articles)
+
     html = client.get(shop["outfit"].get_absolute_url()).content.decode()
     rows = re.findall(r'class="btl__row" id="btl-row-[^"]+" data-btl-key="[^"]+" data-category="(\w+)"', html)
     assert rows and set(rows) <= categories

@@ -133,9 +133,9 @@ def test_lists_go_with_their_articles_and_deleting_articles_stays_one_statement(
 
 
 def test_a_full_shot_analysis_queues_its_lists_when_the_setting_is_on(outfit, settings):
-    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "CANDIDATES_MARGIN": 0}
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "CANDIDATES_MARGIN": 0, "LOOK_CANDIDATES": False}
     hooks.look_analysed([outfit["product"].pk])  # what recommender.analysis calls after storing a full shot
-    assert LookCandidates.objects.count() == 0  # off (the default): nothing
+    assert LookCandidates.objects.count() == 0  # off: nothing
     settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "LOOK_CANDIDATES": True}
     hooks.look_analysed([outfit["product"].pk, None])  # Celery eager in the tests: computed now
     assert set(LookCandidates.objects.values_list("article_id", flat=True)) == {outfit["top"].pk, outfit["shoe"].pk}
@@ -160,3 +160,37 @@ def test_bad_candidate_settings_are_named(settings):
     assert any("LOOK_CANDIDATES" in message for message in messages)
     assert any("CANDIDATES_DEPTH" in message for message in messages)
     assert any("CANDIDATES_MARGIN" in message for message in messages)
+
+
+def test_a_page_that_searched_its_look_live_queues_its_lists_once(outfit, settings):
+    """With a broker (a worker would run the task), a look searched live because its lists are missing or outdated
+    sends one ``recommender.look_candidates`` task to the bulk queue; the next pages do not send it again."""
+    import base64
+    import json
+
+    import redis
+
+    from look_factories import use_broker
+
+    broker = "redis://127.0.0.1:6379/12"  # a database number nothing else of the project uses
+    queue = "looks-bulk-lists-test"
+    settings.BUY_THE_LOOK = {**settings.BUY_THE_LOOK, "BULK_QUEUE": queue, "CANDIDATES_MARGIN": 0}
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    previous = use_broker(False, broker)
+    try:
+        look_for(outfit["product"])  # no lists yet: searched live
+        look_for(outfit["product"])
+        messages = [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+        assert len(messages) == 1 and messages[0]["headers"]["task"] == "recommender.look_candidates"
+        assert json.loads(base64.b64decode(messages[0]["body"]))[0] == [[outfit["product"].pk]]
+        refresh([outfit["product"].pk])  # what that task does
+        from django.core.cache import cache
+
+        cache.clear()
+        look_for(outfit["product"])  # read from the lists: nothing sent
+        look_for(outfit["product"], max_price="100")  # a price filter is always live: nothing either
+        assert client.llen(queue) == 1
+    finally:
+        use_broker(*previous)
+        client.flushdb()
