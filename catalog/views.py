@@ -91,13 +91,16 @@ class ProductDetailView(DetailView):
 
 
 def more_like_this(product, n=4):
-    """Up to ``n`` other active products: for an outfit the newest outfits of its category, else those of the same
-    type and gender closest in price (ties: the lower id). One query: the ``n`` nearest at or above the price and
+    """Up to ``n`` other active products: for an outfit the newest outfits of its gender (any, when it has none),
+    else those of the same type and gender closest in price (ties: the lower id). One query: the ``n`` nearest at or above the price and
     the ``n`` nearest below it, each read along the (article_type, gender, price) index, not a sort of every
     product of the type."""
     similar = Product.objects.active().exclude(pk=product.pk).with_card_image()
     if product.is_outfit:
-        return list(similar.filter(master_category=product.master_category).order_by("-id")[:n])
+        outfits = similar.filter(master_category=product.master_category)
+        if product.gender:  # a women's look is not followed by girls' or men's ones
+            outfits = outfits.filter(gender=product.gender)
+        return list(outfits.order_by("-id")[:n])
     same = similar.filter(article_type=product.article_type, gender=product.gender)
     above = same.filter(price__gte=product.price).order_by("price", "id")[:n]
     below = same.filter(price__lt=product.price).order_by("-price", "id")[:n]

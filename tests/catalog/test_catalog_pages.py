@@ -184,6 +184,16 @@ def test_more_like_this_shows_the_same_type_closest_in_price(client, make_produc
 
 
 @pytest.mark.django_db
+def test_more_like_this_of_an_outfit_shows_the_newest_outfits_of_its_gender(client, make_product):
+    look = make_product(sku="O0", gender="Women", master_category="Outfit", article_type="Dresses")
+    for sku, gender in [("O1", "Women"), ("O2", "Girls"), ("O3", "Women"), ("O4", "Men"), ("O5", "Women")]:
+        make_product(sku=sku, gender=gender, master_category="Outfit", article_type="Dresses")
+    make_product(sku="D1", gender="Women", article_type="Dresses")  # a dress, not an outfit
+    response = client.get(look.get_absolute_url())
+    assert [p.sku for p in response.context["more_like_this"]] == ["O5", "O3", "O1"]
+
+
+@pytest.mark.django_db
 def test_more_like_this_is_cached_and_follows_every_catalogue_change(client, make_product,
                                                                     django_capture_on_commit_callbacks):
     from django.db import connection
