@@ -145,12 +145,30 @@ def _index_scans_off():
         yield
 
 
-def _candidates_on():
-    """``override_settings`` turning ``LOOK_CANDIDATES`` on."""
+def _candidates(on):
+    """``override_settings`` turning ``LOOK_CANDIDATES`` on or off (the live search: what the lists are measured
+    against, and the exact truth, which must scan every article, not read the lists)."""
     from django.conf import settings as django_settings
     from django.test.utils import override_settings
 
-    return override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "LOOK_CANDIDATES": True})
+    return override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "LOOK_CANDIDATES": on})
+
+
+def _recall_point(products, exact, desc, progress):
+    """``look_for`` time and the rows' recall against ``exact`` for ``products``, under the settings in force."""
+    for product in products[:5]:  # untimed
+        _row_products(product)
+    times, recalls = [], []
+    for product in tqdm(products, desc=desc, unit="look", disable=not progress, mininterval=1):
+        started = time.perf_counter()
+        found = _row_products(product)
+        times.append((time.perf_counter() - started) * 1000)
+        for key, truth in exact[product.pk].items():
+            if truth:
+                recalls.append(len(set(found.get(key, [])) & set(truth)) / len(truth))
+    return {**percentiles(times), "rows": len(recalls),
+            "row_recall": round(float(np.mean(recalls)), 4) if recalls else None,
+            "rows_recall_below_half": int(sum(r < 0.5 for r in recalls))}
 
 
 def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True, candidates=False):
@@ -168,48 +186,25 @@ def row_recall(product_ids, *, sweep=(50, 100, 200), looks=50, progress=True, ca
     products = list(Product.objects.filter(pk__in=list(product_ids)[:looks]).order_by("pk"))
     if not products:
         return None
-    exact = {}
-    for product in tqdm(products, desc="look rows, exact", unit="look", disable=not progress, mininterval=1):
-        with _index_scans_off():
-            exact[product.pk] = _row_products(product)
-    with _index_scans_off():
-        exact_indexes = _statement_indexes(products[0])
-    curve = []
+    exact, curve = {}, []
     default = int(settings.EF_SEARCH if settings.LOOK_EF_SEARCH is None else settings.LOOK_EF_SEARCH)
-    for ef in sorted({*sweep, default}):
-        times, recalls = [], []
-        with override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "LOOK_EF_SEARCH": ef}):
-            for product in products[:5]:  # untimed
-                _row_products(product)
-            for product in tqdm(products, desc=f"look rows, ef_search={ef}", unit="look", disable=not progress,
-                                mininterval=1):
-                started = time.perf_counter()
-                found = _row_products(product)
-                times.append((time.perf_counter() - started) * 1000)
-                for key, truth in exact[product.pk].items():
-                    if truth:
-                        recalls.append(len(set(found.get(key, [])) & set(truth)) / len(truth))
-        curve.append({"ef_search": ef, "default": ef == default, **percentiles(times),
-                      "rows": len(recalls), "row_recall": round(float(np.mean(recalls)), 4) if recalls else None,
-                      "rows_recall_below_half": int(sum(r < 0.5 for r in recalls))})
+    with _candidates(False):  # the truth and the sweep search live, along the graphs (or, for the truth, all rows)
+        for product in tqdm(products, desc="look rows, exact", unit="look", disable=not progress, mininterval=1):
+            with _index_scans_off():
+                exact[product.pk] = _row_products(product)
+        with _index_scans_off():
+            exact_indexes = _statement_indexes(products[0])
+        for ef in sorted({*sweep, default}):
+            with override_settings(BUY_THE_LOOK={**django_settings.BUY_THE_LOOK, "LOOK_EF_SEARCH": ef}):
+                curve.append({"ef_search": ef, "default": ef == default,
+                              **_recall_point(products, exact, f"look rows, ef_search={ef}", progress)})
+        statement_indexes = _statement_indexes(products[0])
     if candidates:
-        times, recalls = [], []
-        with _candidates_on():
-            for product in products[:5]:  # untimed
-                _row_products(product)
-            for product in tqdm(products, desc="look rows, precomputed candidates", unit="look",
-                                disable=not progress, mininterval=1):
-                started = time.perf_counter()
-                found = _row_products(product)
-                times.append((time.perf_counter() - started) * 1000)
-                for key, truth in exact[product.pk].items():
-                    if truth:
-                        recalls.append(len(set(found.get(key, [])) & set(truth)) / len(truth))
-        curve.append({"ef_search": "precomputed candidates", "default": False, **percentiles(times),
-                      "rows": len(recalls), "row_recall": round(float(np.mean(recalls)), 4) if recalls else None,
-                      "rows_recall_below_half": int(sum(r < 0.5 for r in recalls))})
+        with _candidates(True):
+            curve.append({"ef_search": "precomputed candidates", "default": False,
+                          **_recall_point(products, exact, "look rows, precomputed candidates", progress)})
     return {"looks": len(products), "k": settings.K, "candidates": int(settings.COLOUR_CANDIDATES),
-            "statement_indexes": _statement_indexes(products[0]), "exact_statement_indexes": exact_indexes,
+            "statement_indexes": statement_indexes, "exact_statement_indexes": exact_indexes,
             "curve": curve}
 
 
@@ -296,7 +291,8 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
     result["k"] = settings.K
     if hasattr(get, "resolve"):
         get.resolve(product_ids)  # the pages' URLs, so that a page's figures are the page's own queries
-    with override_settings(CACHES=DUMMY_CACHE):
+    # the live search first (LOOK_CANDIDATES off, whatever the shop's default), then the same with the lists stored
+    with override_settings(CACHES=DUMMY_CACHE), _candidates(False):
         for product_id in product_ids[:warmup]:
             get(product_id)
         result["cache_off"] = _measure(get, product_ids, "page (cache off)", progress)
@@ -306,7 +302,7 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
         result["candidates"] = _store_candidates(product_ids)
         if row_looks:
             result["row_recall"] = row_recall(product_ids, looks=row_looks, progress=progress, candidates=True)
-        with _candidates_on():
+        with _candidates(True):
             for product_id in product_ids[:warmup]:
                 get(product_id)
             result["cache_off_candidates"] = _measure(get, product_ids, "page (cache off, candidates)", progress)
@@ -318,5 +314,6 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
     result["cache_on"] = _measure(get, product_ids, "page (cache on)", progress)
     cache.clear()
     if product_ids:
-        result["look_statement_plan"] = look_statement_plan(product_ids[0])
+        with _candidates(False):
+            result["look_statement_plan"] = look_statement_plan(product_ids[0])
     return result
