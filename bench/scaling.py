@@ -232,6 +232,15 @@ def plan(run, exponents, pipeline_run=None):
         lines.append(f"- A whole product page with the widget and the cache off took p50 {page_off} ms of server "
                      f"time (Django + SQL in one process) → about {per_core_pages_off:,.1f} pages/s per core; with "
                      f"the cache on p50 {page_on} ms → {1000 / page_on:,.1f} pages/s per core.")
+        listed_page = _round(_get(run, "widget", "cache_off_candidates", "p50_ms"))
+        listed_row = _get(run, "widget", "candidates", "ms_per_row")
+        if listed_page and listed_row:
+            lines.append(f"- With precomputed candidates (`LOOK_CANDIDATES`, the default) the same cache-off page took "
+                         f"p50 {listed_page} ms: its rows read their stored candidates by key instead of walking the "
+                         f"graphs, so that part of the page no longer grows with N. The walks move to the worker: "
+                         f"storing one look row's list took {listed_row:.2f} ms (one walk), i.e. "
+                         f"{3600 * 1000 / listed_row:,.0f} look rows per worker-hour for a full refresh "
+                         f"(`manage.py look_candidates`).")
         for hit in (0.0, 0.8, 0.95):
             mean = hit * page_on + (1 - hit) * page_off
             cores = PAGE_TARGET_PER_SECOND * mean / 1000
