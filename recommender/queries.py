@@ -24,6 +24,11 @@ Colour: when the article has a colour descriptor (``ml.colour``) and ``BUY_THE_L
 + weight × colour distance (1 − the Bhattacharyya coefficient of the two colour histograms, 1 for a candidate
 without colours). Each hit carries its colour similarity and main colour, for the "same colour" labels.
 
+Precomputed candidates (``BUY_THE_LOOK["LOOK_CANDIDATES"]``, ``recommender.candidates``): in ``look_hits_sql`` a row
+whose article has a usable stored list does not walk the graph: one more branch (for every category) reads the listed
+articles and those of the category changed since the list by key and ranks them by exact distance, with the same
+filters, weights and folding; the HNSW branches are gated off for it.
+
 Kind: in the same way, when the article has a kind descriptor (``ml.kind_head``: what kind of article its vector
 shows, a blouse, a coat, a sneaker) and ``KIND_WEIGHT`` is above 0, the candidates' score also gets weight × (1 −
 the Bhattacharyya coefficient of the two kind distributions), so a street coat's row prefers jackets to the
