@@ -393,12 +393,15 @@ def markdown(report, json_path=None):
                                 p["p99_ms"], _fmt(p["row_recall"], 4), p["rows_recall_below_half"], p["rows"])
                                for p in recall["curve"]]))
             out.append("")
-        plan = widget.get("look_statement_plan")
-        if plan:
-            out.append(f"The look statement as planned (`EXPLAIN`, product {plan['product']}): estimated total cost "
-                       f"{_fmt(plan['estimated_total_cost'])} against `jit_above_cost` {_fmt(plan['jit_above_cost'])} "
-                       f"(jit {plan['jit']}): {'**JIT-compiled on every page**' if plan['would_jit'] else 'no JIT'}.")
-            out.append("")
+        for key, what in (("look_statement_plan", "The look statement"),
+                          ("look_statement_plan_candidates", "With precomputed candidates, the look statement")):
+            plan = widget.get(key)
+            if plan:
+                out.append(f"{what} as planned (`EXPLAIN`, product {plan['product']}): estimated total cost "
+                           f"{_fmt(plan['estimated_total_cost'])} against `jit_above_cost` "
+                           f"{_fmt(plan['jit_above_cost'])} (jit {plan['jit']}): "
+                           f"{'**JIT-compiled on every page**' if plan['would_jit'] else 'no JIT'}.")
+                out.append("")
 
     pipeline = report.get("pipeline")
     if pipeline:

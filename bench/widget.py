@@ -316,4 +316,6 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
     if product_ids:
         with _candidates(False):
             result["look_statement_plan"] = look_statement_plan(product_ids[0])
+        with _candidates(True):  # the lists are stored: the statement as planned when a row reads them
+            result["look_statement_plan_candidates"] = look_statement_plan(product_ids[0])
     return result

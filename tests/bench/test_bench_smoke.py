@@ -112,9 +112,11 @@ def test_widget_pages(report):
         assert point["rows"] == 3 * LOOKS and point["p50_ms"] > 0
         assert point["row_recall"] >= 0.9  # 2,000 articles: the graph is all but exact (0 if rows were mismatched)
     assert "The rows' products against exact search" in report["_markdown"]
-    plan = widget["look_statement_plan"]  # EXPLAIN of the real look statement: the planner's cost and JIT decision
-    assert plan["estimated_total_cost"] > 0 and plan["jit_above_cost"] > 0
-    assert plan["would_jit"] == (plan["jit"] == "on" and plan["estimated_total_cost"] > plan["jit_above_cost"])
+    for key in ("look_statement_plan", "look_statement_plan_candidates"):
+        plan = widget[key]  # EXPLAIN of the real look statement: the planner's cost and JIT decision
+        assert plan["estimated_total_cost"] > 0 and plan["jit_above_cost"] > 0
+        assert plan["would_jit"] == (plan["jit"] == "on" and plan["estimated_total_cost"] > plan["jit_above_cost"])
+    assert "With precomputed candidates, the look statement as planned" in report["_markdown"]
     # the look query's indexes and the article table were loaded before the timed pages (manage.py prewarm_indexes)
     for phase in (widget, report["vector"]):
         warmed = phase["prewarm"]
