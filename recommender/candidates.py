@@ -58,6 +58,11 @@ def _database():
 def look_row_articles(product_ids):
     """Ids of the articles the product pages of ``product_ids`` show a row for: per analysed full shot of the
     product and look category, its most confident article at or above the category's floor (``looks.rows_for``)."""
+    return [article_id for article_id, _ in _look_rows(product_ids)]
+
+
+def _look_rows(product_ids):
+    """``[(article id, look category)]`` of ``look_row_articles``."""
     from .looks import above_floor
 
     articles = (DetectedArticle.objects.using(_database())
@@ -69,7 +74,7 @@ def look_row_articles(product_ids):
     for article_id, analysis_id, category in articles:
         if (analysis_id, category) not in seen:
             seen.add((analysis_id, category))
-            best.append(article_id)
+            best.append((article_id, category))
     return best
 
 
@@ -92,8 +97,8 @@ def refresh(product_ids, *, progress=None):
     number of rows done so far."""
     started = time.perf_counter()
     done = Refreshed()
-    article_ids = look_row_articles(product_ids)
-    if not article_ids:
+    rows = _look_rows(product_ids)
+    if not rows:
         return done
     depth = int(settings.CANDIDATES_DEPTH)
     policy = [(gender, list(settings.compatible_genders(gender))) for gender in sorted(settings.GENDER_POLICY)]
@@ -104,27 +109,24 @@ def refresh(product_ids, *, progress=None):
     gender_params = [value for pair in policy for value in pair]
     with connections[_database()].cursor() as cursor:
         since = since_now(cursor)
-        for category in settings.CATEGORIES:
-            # one statement per category names it as a literal, so the search uses the category's HNSW index
-            ids = DetectedArticle.objects.using(_database()).filter(pk__in=article_ids, category=category) \
-                .values_list("pk", flat=True)
-            for article_id in ids:
-                cursor.execute(
-                    SEARCH_SETTINGS
-                    + f"INSERT INTO {CANDIDATES} (article_id, ids, inputs, since, computed_at) "
-                    f"SELECT {row}.id, ARRAY(SELECT candidate.id FROM {TABLE} AS candidate "
-                    f"WHERE search_settings.ready AND candidate.is_inventory AND candidate.is_active "
-                    f"AND candidate.category = %s "
-                    f"AND ({row}.model_version = '' OR candidate.model_version = {row}.model_version) "
-                    f"AND ({row}.gender = '' OR candidate.gender = ANY({genders})) "
-                    f"ORDER BY {index_order(f'{row}.embedding')} LIMIT %s), {candidate_inputs_sql(row)}, %s, now() "
-                    f"FROM search_settings, {TABLE} AS {row} WHERE {row}.id = %s "
-                    f"ON CONFLICT (article_id) DO UPDATE SET ids = EXCLUDED.ids, inputs = EXCLUDED.inputs, "
-                    f"since = EXCLUDED.since, computed_at = EXCLUDED.computed_at",
-                    [str(ef_search_for(depth)), category, *gender_params, depth, since, article_id])
-                done.rows += cursor.rowcount
-                if progress:
-                    progress(done.rows)
+        # one statement per row, its category a literal, so the search uses the category's HNSW index
+        for article_id, category in rows:
+            cursor.execute(
+                SEARCH_SETTINGS
+                + f"INSERT INTO {CANDIDATES} (article_id, ids, inputs, since, computed_at) "
+                f"SELECT {row}.id, ARRAY(SELECT candidate.id FROM {TABLE} AS candidate "
+                f"WHERE search_settings.ready AND candidate.is_inventory AND candidate.is_active "
+                f"AND candidate.category = %s "
+                f"AND ({row}.model_version = '' OR candidate.model_version = {row}.model_version) "
+                f"AND ({row}.gender = '' OR candidate.gender = ANY({genders})) "
+                f"ORDER BY {index_order(f'{row}.embedding')} LIMIT %s), {candidate_inputs_sql(row)}, %s, now() "
+                f"FROM search_settings, {TABLE} AS {row} WHERE {row}.id = %s "
+                f"ON CONFLICT (article_id) DO UPDATE SET ids = EXCLUDED.ids, inputs = EXCLUDED.inputs, "
+                f"since = EXCLUDED.since, computed_at = EXCLUDED.computed_at",
+                [str(ef_search_for(depth)), category, *gender_params, depth, since, article_id])
+            done.rows += cursor.rowcount
+            if progress:
+                progress(done.rows)
     done.seconds = time.perf_counter() - started
     return done
 
