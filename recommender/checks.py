@@ -29,9 +29,10 @@ def check_settings(app_configs, **kwargs):
                                                    or not 1 <= value <= 1000):
             messages.append(Error(f"BUY_THE_LOOK['{name}'] must be a whole number from 1 to 1000"
                                   + (" or None" if allow_none else "") + f", not {value!r}", id="recommender.E006"))
-    if not isinstance(settings.LOOK_CANDIDATES, bool):
-        messages.append(Error(f"BUY_THE_LOOK['LOOK_CANDIDATES'] must be True or False, not "
-                              f"{settings.LOOK_CANDIDATES!r}", id="recommender.E007"))
+    for name in ("LOOK_CANDIDATES", "PREPARED_STATEMENTS"):
+        if not isinstance(getattr(settings, name), bool):
+            messages.append(Error(f"BUY_THE_LOOK['{name}'] must be True or False, not {getattr(settings, name)!r}",
+                                  id="recommender.E007"))
     for name, low in (("CANDIDATES_DEPTH", 1), ("CANDIDATES_MAX_CHANGES", 0), ("CANDIDATES_MARGIN", 0)):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:

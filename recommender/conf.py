@@ -100,6 +100,11 @@ DEFAULTS = {
     # on top of the writing transactions the computation sees open (``pg_stat_activity``), for sessions of other
     # database roles whose start it cannot see.
     "CANDIDATES_MARGIN": 60,
+    # The product page's look statement as a server-side prepared statement of each database connection
+    # (``recommender.prepared``): parsed and planned once per connection instead of on every page (psycopg 3 only).
+    # False behind a transaction-mode pooler that cannot carry prepared statements (PgBouncer before 1.21, or
+    # without max_prepared_statements).
+    "PREPARED_STATEMENTS": True,
     # Search the half-precision copies of the article vectors (pgvector ``halfvec`` HNSW indexes, half the
     # size, made by ``manage.py halfvec_indexes``) instead of the float ones; candidates are re-ordered by their
     # full-precision distance. Measured in docs/benchmarks-1m.md (recall, size, latency).

@@ -69,3 +69,7 @@ class Filters:
         if filters.min_price is not None and filters.max_price is not None and filters.min_price > filters.max_price:
             raise ValueError("min_price is greater than max_price")
         return filters
+
+    def is_plain(self):
+        """No colour or price filter: only k (the product page's widget)."""
+        return not (self.colours or self.exclude_colours or self.min_price is not None or self.max_price is not None)

@@ -27,6 +27,7 @@ from .adapters import ProductFacts
 from .conf import settings
 from .filters import Filters
 from .models import DetectedArticle, ImageAnalysis
+from .prepared import instances, prepared
 from .queries import Hit, SamePhotos, look_hits_sql, nearest_products, uses_candidates
 from .sync import describe
 
@@ -153,15 +154,24 @@ def full_shot_articles(product, filters=None):
     """
     adapter = settings.adapter
     ordered = callable(getattr(adapter, "image_order", None))
-    query = DetectedArticle.objects.filter(
-        analysis__product_id=product.pk,
-        analysis__status=ImageAnalysis.Status.DONE,
-        analysis__is_full_shot=True,
-    ).filter(above_floor()).order_by("analysis_id", "-confidence", "id")
-    if filters is not None:
-        sql, params = look_hits_sql(filters, product.pk, article=DetectedArticle._meta.db_table)
-        query = query.defer("embedding", "colour", "kind").annotate(look_hits=RawSQL(sql, params, output_field=JSONField()))
-    articles = list(query.select_related("analysis", "analysis__image") if ordered else query.select_related("analysis"))
+
+    def articles_of(product_pk):
+        query = DetectedArticle.objects.filter(
+            analysis__product_id=product_pk,
+            analysis__status=ImageAnalysis.Status.DONE,
+            analysis__is_full_shot=True,
+        ).filter(above_floor()).order_by("analysis_id", "-confidence", "id")
+        if filters is not None:
+            sql, params = look_hits_sql(filters, product_pk, article=DetectedArticle._meta.db_table)
+            query = query.defer("embedding", "colour", "kind").annotate(
+                look_hits=RawSQL(sql, params, output_field=JSONField()))
+        return query.select_related("analysis", "analysis__image") if ordered else query.select_related("analysis")
+
+    if filters is not None and filters.is_plain():
+        # the product page's statement: compiled once, prepared once per connection (recommender.prepared)
+        articles = instances(("look", filters.k, ordered), articles_of, product.pk)
+    else:
+        articles = list(prepared(articles_of(product.pk)) if filters is not None else articles_of(product.pk))
     if not articles:
         return []
     by_image = {}

@@ -220,7 +220,7 @@ def category_vote(cursor, embedding, *, genders, filters, model_version=None, ne
 
 
 def _search_branch(*, vector, colour_sql, colour_weight, where, head="", kind_sql="NULL::float8", kind_weight="0",
-                   order=None, source=f"{TABLE} AS candidate"):
+                   order=None, source=f"{TABLE} AS candidate", candidates="%s", k="%s"):
     """One article's search as a ``UNION ALL`` branch: the ``LIMIT %s`` nearest candidates along the HNSW index,
     scored ``distance + colour_weight × (1 − colour similarity) + kind_weight × (1 − kind similarity)``, the
     best-scored row of each product (several photos of one product fold into one card), the ``LIMIT %s`` best
@@ -228,14 +228,14 @@ def _search_branch(*, vector, colour_sql, colour_weight, where, head="", kind_sq
     parameters in the order they appear: the two weights, the vector, colour, kind, ``where``); ``where``: the
     candidates' condition; ``head``: columns before ``product_id`` in the result; ``order``: the candidates' ORDER BY
     (default: the HNSW index's); ``source``: the FROM of the candidates (named ``candidate``). Its last two parameters
-    are the number of candidates and k."""
+    are the number of candidates and k (unless ``candidates`` and ``k`` give them as SQL)."""
     return (f"(SELECT * FROM (SELECT DISTINCT ON (product_id) {head}product_id, distance, colour_similarity, "
             f"colour_name, distance + {colour_weight} * (1 - COALESCE(colour_similarity, 1)) "
             f"+ {kind_weight} * (1 - COALESCE(kind_similarity, 1)) AS score FROM ("
             f"SELECT product_id, embedding <=> {vector} AS distance, {colour_sql} AS colour_similarity, colour_name, "
             f"{kind_sql} AS kind_similarity "
-            f"FROM {source} WHERE {where} ORDER BY {order or index_order(vector)} LIMIT %s) AS candidates "
-            f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT %s)")
+            f"FROM {source} WHERE {where} ORDER BY {order or index_order(vector)} LIMIT {candidates}) AS candidates "
+            f"ORDER BY product_id, score) AS products ORDER BY score, product_id LIMIT {k})")
 
 
 def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
@@ -292,6 +292,29 @@ def search_many(cursor, queries, *, filters, exclude_ids=(), ef_search=None):
     return found
 
 
+def sql_literal(value):
+    """``value`` (a setting: bool, whole number, finite float, string or list of strings) as an SQL literal.
+
+    The look statement carries what decides its plan as literals, not parameters (``recommender.prepared``: a
+    prepared statement's generic plan must still see each branch's category, to use its partial HNSW index, and
+    its LIMITs, to cost the branch as the short index scan it is)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise ValueError(f"not a finite number: {value!r}")
+        return f"{value!r}::float8"
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("a string with a NUL character")
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return "ARRAY[" + ", ".join(sql_literal(str(item)) for item in value) + "]::varchar[]"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
 def same_photos_sql(product_id):
     """``(sql, params)``: the array of the ids of ``product_id`` and of every product showing one of its photos."""
     return (f"ARRAY(SELECT %s UNION SELECT same.product_id FROM {ANALYSES} AS same WHERE same.product_id IS NOT NULL "
@@ -325,6 +348,7 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
     # for an article without colours too): a LIMIT the planner cannot read makes it cost the branch as a sort of
     # the whole category, and a cost that high turns on JIT compilation, which takes longer than the search.
     policy = [(gender, list(settings.compatible_genders(gender))) for gender in sorted(settings.GENDER_POLICY)]
+    ef_search = ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)), settings.LOOK_EF_SEARCH)
     excluded_sql, excluded_params = same_photos_sql(product_id)
     # Precomputed candidates (recommender.candidates): the article's list when it was computed for the article as
     # it is and its category has not changed too much since; NULL otherwise (and always with colour or price
@@ -334,36 +358,37 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
             f"(SELECT listed.ids FROM {CANDIDATES} AS listed WHERE listed.article_id = {row}.id "
             f"AND listed.inputs = {candidate_inputs_sql(row)} AND (SELECT count(*) FROM (SELECT 1 FROM {TABLE} AS "
             f"changed WHERE changed.is_inventory AND changed.category = {row}.category "
-            f"AND changed.changed_at >= listed.since LIMIT %s) AS changes) <= %s) AS candidate_ids, "
+            f"AND changed.changed_at >= listed.since LIMIT {sql_literal(int(settings.CANDIDATES_MAX_CHANGES) + 1)}) "
+            f"AS changes) <= {sql_literal(int(settings.CANDIDATES_MAX_CHANGES))}) AS candidate_ids, "
             f"(SELECT listed.since FROM {CANDIDATES} AS listed WHERE listed.article_id = {row}.id) AS candidates_since")
-        candidate_params = [int(settings.CANDIDATES_MAX_CHANGES) + 1, int(settings.CANDIDATES_MAX_CHANGES)]
     else:
-        candidate_sql, candidate_params = "NULL::bigint[] AS candidate_ids, NULL::timestamptz AS candidates_since", []
+        candidate_sql = "NULL::bigint[] AS candidate_ids, NULL::timestamptz AS candidates_since"
     search = (
         "WITH search AS MATERIALIZED (SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true) IS NOT NULL "
-        f"AND set_config('hnsw.ef_search', %s, true) IS NOT NULL AS ready, {excluded_sql} AS excluded, "
-        f"CASE WHEN {row}.gender = '' THEN NULL ELSE CASE {row}.gender "
-        + "".join("WHEN %s THEN %s::varchar[] " for _ in policy)
+        f"AND set_config('hnsw.ef_search', {sql_literal(str(ef_search))}, true) IS NOT NULL AS ready, "
+        f"{excluded_sql} AS excluded, CASE WHEN {row}.gender = '' THEN NULL ELSE CASE {row}.gender "
+        + "".join(f"WHEN {sql_literal(gender)} THEN {sql_literal(genders)} " for gender, genders in policy)
         + f"ELSE ARRAY[{row}.gender]::varchar[] END END AS genders, "
-        f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE %s END AS colour_weight, "
-        f"CASE WHEN {row}.kind IS NULL THEN 0 ELSE %s END AS kind_weight, {candidate_sql}) "
+        f"CASE WHEN {row}.colour IS NULL THEN 0 ELSE {sql_literal(weight)} END AS colour_weight, "
+        f"CASE WHEN {row}.kind IS NULL THEN 0 ELSE {sql_literal(kind_weight)} END AS kind_weight, {candidate_sql}) "
     )
-    search_params = [str(ef_search_for(max(limit, int(settings.COLOUR_CANDIDATES)), settings.LOOK_EF_SEARCH)),
-                     *excluded_params,
-                     *(value for pair in policy for value in pair), weight, kind_weight, *candidate_params]
+    search_params = list(excluded_params)
     colour_sql = f"CASE WHEN {row}.colour IS NULL THEN NULL ELSE COALESCE(1 - (colour <=> {row}.colour), 0) END"
     kind_sql = f"CASE WHEN {row}.kind IS NULL THEN NULL ELSE COALESCE(1 - (kind <=> {row}.kind), 0) END"
     branches, params = [], []
     common = (f"NOT (product_id = ANY(search.excluded)) AND (search.genders IS NULL OR gender = ANY(search.genders)) "
               f"AND ({row}.model_version = '' OR model_version = {row}.model_version)")
     for category in settings.CATEGORIES:
-        where, where_params = where_clause(category, None, filters, ())
+        where, where_params = where_clause(None, None, filters, ())
         # live: the category's HNSW index (the category a literal, so the planner picks that index)
+        category_sql = sql_literal(category)
         branches.append(_search_branch(
             vector=f"{row}.embedding", colour_sql=colour_sql, colour_weight="search.colour_weight",
-            kind_sql=kind_sql, kind_weight="search.kind_weight",
-            where=f"{row}.category = %s AND search.ready AND search.candidate_ids IS NULL AND {where} AND {common}"))
-        params += [category, *where_params, candidates, filters.k]
+            kind_sql=kind_sql, kind_weight="search.kind_weight", candidates=sql_literal(candidates),
+            k=sql_literal(filters.k),
+            where=f"{row}.category = {category_sql} AND search.ready AND search.candidate_ids IS NULL "
+                  f"AND category = {category_sql} AND {where} AND {common}"))
+        params += where_params
     if uses_candidates(filters, candidates):
         # precomputed: the listed articles and those of the row's category changed since the list, each read by its
         # key (a LATERAL subquery with a LIMIT is not flattened: a nested loop over the ids, whatever the size of the
@@ -374,17 +399,19 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
         where, where_params = where_clause(None, None, filters, ())
         branches.append(_search_branch(
             vector=f"{row}.embedding", colour_sql=colour_sql, colour_weight="search.colour_weight",
-            kind_sql=kind_sql, kind_weight="search.kind_weight",
-            order=f"(embedding <=> {row}.embedding)",
+            kind_sql=kind_sql, kind_weight="search.kind_weight", candidates=sql_literal(candidates),
+            k=sql_literal(filters.k), order=f"(embedding <=> {row}.embedding)",
             source=f"(SELECT unnest(search.candidate_ids) AS id UNION (SELECT changed.id FROM {TABLE} AS changed "
                    f"WHERE changed.is_inventory AND changed.category = {row}.category "
-                   f"AND changed.changed_at >= search.candidates_since LIMIT %s)) AS pool CROSS JOIN LATERAL "
+                   f"AND changed.changed_at >= search.candidates_since "
+                   f"LIMIT {sql_literal(int(settings.CANDIDATES_MAX_CHANGES))})) AS pool CROSS JOIN LATERAL "
                    f"(SELECT * FROM {TABLE} AS listed WHERE listed.id = pool.id LIMIT 1) AS candidate",
             where=f"search.candidate_ids IS NOT NULL AND category = {row}.category AND {where} AND {common}"))
-        params += [int(settings.CANDIDATES_MAX_CHANGES), *where_params, candidates, filters.k]
+        params += where_params
     # the best article of its photo and category: no other one there is more confident (ties: the lower id)
     best = (f"NOT EXISTS (SELECT 1 FROM {TABLE} AS better WHERE better.analysis_id = {row}.analysis_id "
-            f"AND better.category = {row}.category AND better.confidence >= %s AND (better.confidence > "
+            f"AND better.category = {row}.category AND better.confidence >= {sql_literal(float(settings.lowest_floor()))} "
+            f"AND (better.confidence > "
             f"{row}.confidence OR (better.confidence = {row}.confidence AND better.id < {row}.id)))")
     sql = (f"CASE WHEN {best} THEN (" + search
            + "SELECT jsonb_build_array((SELECT candidate_ids IS NULL FROM search), "
@@ -392,7 +419,7 @@ def look_hits_sql(filters, product_id, *, article=TABLE):
            f"ORDER BY score, product_id), '[]'::jsonb)) FROM search CROSS JOIN LATERAL "
            f"({' UNION ALL '.join(branches)}) AS hits) END")
     # (a better article of the same category is above that category's floor whenever the row's article is)
-    return sql, [settings.lowest_floor(), *search_params, *params]
+    return sql, [*search_params, *params]
 
 
 def row_candidates(filters):
