@@ -154,12 +154,18 @@ def _stage_means(image_ids):
     return {stage: round(total / count, 1) for stage, total in sums.items()} if count else {}
 
 
-def ingest_eager(warmup_ids, timed_ids, progress=True):
+def _full_shots(image_ids):
+    from recommender.models import ImageAnalysis
+
+    return ImageAnalysis.objects.filter(image_id__in=image_ids, is_full_shot=True).count()
+
+
+def ingest_eager(warmup_ids, timed_ids, progress=True, desc="ingest (eager)"):
     from recommender.analysis import analyse_many
     from recommender.conf import settings
 
     analyse_many(warmup_ids)
-    bar = tqdm(total=len(timed_ids), desc="ingest (eager)", unit="image", disable=not progress, mininterval=1)
+    bar = tqdm(total=len(timed_ids), desc=desc, unit="image", disable=not progress, mininterval=1)
     started = time.perf_counter()
     analyse_many(timed_ids, on_done=lambda analysis: bar.update(1))
     seconds = time.perf_counter() - started
@@ -167,8 +173,16 @@ def ingest_eager(warmup_ids, timed_ids, progress=True):
     return {"images": len(timed_ids), "seconds": round(seconds, 2),
             "images_per_second": round(len(timed_ids) / seconds, 2), "batch_size": settings.EMBED_BATCH_SIZE,
             "statuses": _statuses(timed_ids), "stage_ms_mean": _stage_means(timed_ids),
-            "gate_skipped": _gate_skipped(timed_ids),
+            "gate_skipped": _gate_skipped(timed_ids), "full_shots": _full_shots(timed_ids),
+            "look_candidates": bool(settings.LOOK_CANDIDATES),
             "how": "recommender.analysis.analyse_many (manage.py analyse)"}
+
+
+def _look_candidates(on):
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    return override_settings(BUY_THE_LOOK={**getattr(settings, "BUY_THE_LOOK", {}), "LOOK_CANDIDATES": on})
 
 
 def _wait_finished(image_ids, timeout, bar=None):
@@ -315,6 +329,12 @@ def run(*, dbname, photos, products, runs=20, ingest_images=200, concurrency=2, 
     warmup_ids, timed_ids = look_ids + image_ids[:warmup], image_ids[warmup:]
     image_ids = look_ids + image_ids
     result["ingest_eager"] = ingest_eager(warmup_ids, timed_ids, progress=progress)
+    # the same images again without the look rows' candidate lists (an eager analysis of a full shot computes its
+    # look's lists in the same process): what the lists cost the eager ingest
+    _reset(image_ids)
+    with _look_candidates(False):
+        result["ingest_eager_without_lists"] = ingest_eager(warmup_ids, timed_ids, progress=progress,
+                                                            desc="ingest (eager, no lists)")
     if celery:
         _reset(image_ids)
         try:

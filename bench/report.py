@@ -440,6 +440,7 @@ def markdown(report, json_path=None):
             out.append("")
             rows = []
             for key, label in (("ingest_eager", "eager (analyse_many, batched embedding)"),
+                               ("ingest_eager_without_lists", "eager, LOOK_CANDIDATES off (no candidate lists)"),
                                ("ingest_celery", "Celery worker on Redis (analyse_images, a task per batch)")):
                 part = pipeline.get(key) or {}
                 if "images_per_second" not in part:
@@ -455,6 +456,8 @@ def markdown(report, json_path=None):
                     notes += f"; batch {part['batch_size']}"
                 if part.get("gate_skipped") is not None:
                     notes += f"; pose gate skipped by the shot test for {part['gate_skipped']}"
+                if part.get("full_shots") is not None:
+                    notes += f"; {part['full_shots']} full shots"
                 rows.append((label, part["images"], part["seconds"], part["images_per_second"], notes))
             out.append(_table(["catalogue ingest", "images", "seconds", "images/s", "notes"], rows))
             out.append("")
