@@ -357,7 +357,10 @@ def markdown(report, json_path=None):
                        f"(median; {_fmt(statement['shared_read_blocks_median'])} read from outside them): the HNSW "
                        "graph walks of the look's rows, page by page through PostgreSQL's buffer manager. The page "
                        "minus `look_for` is the shop's own product page (its product, \"more like this\", the "
-                       "templates); `look_for` minus the statement is Python (the query, model instances, the cards).")
+                       "templates); `look_for` minus the statement is Python (the query, model instances, the cards)."
+                       + (" The page itself runs the statement as a prepared statement of its connection "
+                          "(`PREPARED_STATEMENTS`): parsed and planned once per connection, so its share of a page is "
+                          "about the execution, not this wall time." if widget.get("prepared_statements") else ""))
             out.append("")
         stored = widget.get("candidates")
         listed_only, listed_statement = widget.get("look_for_only_candidates"), widget.get("look_statement_candidates")

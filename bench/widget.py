@@ -289,6 +289,7 @@ def run(look_product_ids, *, pages=200, warmup=10, progress=True, row_looks=50):
     from recommender.conf import settings
 
     result["k"] = settings.K
+    result["prepared_statements"] = bool(settings.PREPARED_STATEMENTS)
     if hasattr(get, "resolve"):
         get.resolve(product_ids)  # the pages' URLs, so that a page's figures are the page's own queries
     # the live search first (LOOK_CANDIDATES off, whatever the shop's default), then the same with the lists stored

@@ -56,6 +56,25 @@ def is_eager():
     return bool(current_app.conf.task_always_eager)
 
 
+#: retries of a send while the broker connection is being re-established (about 1.5 s in all)
+RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+def _apply(task, args, *, queue, failed, down, **options):
+    """Send ``task`` with ``args`` on ``queue`` (None: Celery's default; eager: run it now). Returns False when the
+    broker is down, logging ``down`` (a message and its arguments, the error appended); an eager run that raised is
+    logged with ``failed`` and counts as sent."""
+    try:
+        task.apply_async(args, retry=True, retry_policy=RETRY_POLICY, **options, **({"queue": queue} if queue else {}))
+    except Exception as exc:  # kombu OperationalError, ConnectionError, redis errors …
+        if is_eager():
+            logger.exception(*failed)
+            return True
+        logger.warning(*down, exc)
+        return False
+    return True
+
+
 def queue_analysis(image_id, queue=None):
     """Send ``analyse_image`` for ``image_id`` (eager: run it now). Returns False when the broker is down.
 
@@ -63,21 +82,8 @@ def queue_analysis(image_id, queue=None):
     Bulk work (``manage.py analyse --queue``, ``reindex --queue``) passes ``BULK_QUEUE``."""
     from .tasks import analyse_image
 
-    queue = queue or settings.ANALYSIS_QUEUE
-    try:
-        analyse_image.apply_async(
-            (image_id,),
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
-            **({"queue": queue} if queue else {}),
-        )
-    except Exception as exc:  # kombu OperationalError, ConnectionError, redis errors …
-        if is_eager():
-            logger.exception("analysis of image %s raised", image_id)
-            return True
-        logger.warning(BROKER_DOWN_MESSAGE, image_id, exc)
-        return False
-    return True
+    return _apply(analyse_image, (image_id,), queue=queue or settings.ANALYSIS_QUEUE,
+                  failed=("analysis of image %s raised", image_id), down=(BROKER_DOWN_MESSAGE, image_id))
 
 
 def queue_batch(image_ids, queue=None):
@@ -86,23 +92,10 @@ def queue_batch(image_ids, queue=None):
     from .tasks import analyse_images
 
     image_ids = list(image_ids)
-    queue = queue or settings.BULK_QUEUE
     limit = settings.TASK_TIME_LIMIT * max(1, len(image_ids))
-    try:
-        analyse_images.apply_async(
-            (image_ids,),
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
-            soft_time_limit=limit, time_limit=limit + 60,
-            **({"queue": queue} if queue else {}),
-        )
-    except Exception as exc:
-        if is_eager():
-            logger.exception("analysis of images %s raised", image_ids)
-            return True
-        logger.warning(BROKER_DOWN_MESSAGE, ", ".join(map(str, image_ids)), exc)
-        return False
-    return True
+    return _apply(analyse_images, (image_ids,), queue=queue or settings.BULK_QUEUE, soft_time_limit=limit,
+                  time_limit=limit + 60, failed=("analysis of images %s raised", image_ids),
+                  down=(BROKER_DOWN_MESSAGE, ", ".join(map(str, image_ids))))
 
 
 def _send(image_ids):
@@ -122,18 +115,10 @@ def look_analysed(product_ids):
     product_ids = sorted({pk for pk in product_ids if pk is not None})
     if not settings.LOOK_CANDIDATES or not product_ids:
         return
-    try:
-        look_candidates.apply_async(
-            (product_ids,), retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
-            **({"queue": settings.BULK_QUEUE} if settings.BULK_QUEUE else {}),
-        )
-    except Exception as exc:
-        if is_eager():
-            logger.exception("candidate lists of products %s raised", product_ids)
-            return
-        logger.warning("broker unavailable; the look rows of products %s are searched live until manage.py "
-                       "look_candidates runs (%s)", ", ".join(map(str, product_ids)), exc)
+    _apply(look_candidates, (product_ids,), queue=settings.BULK_QUEUE,
+           failed=("candidate lists of products %s raised", product_ids),
+           down=("broker unavailable; the look rows of products %s are searched live until manage.py "
+                 "look_candidates runs (%s)", ", ".join(map(str, product_ids))))
 
 
 def look_searched_live(product_id):
