@@ -2,8 +2,9 @@
 
 The statement that reads a look's articles with each row's products (``queries.look_hits_sql``) is long (about
 13 KB of SQL: one branch per look category and one for precomputed candidates). PostgreSQL's parse, analysis and
-planning of it cost more than running it (measured on the demo: about 3.5 ms of a 5 ms statement; 1.5 ms once
-prepared). Sent with Django's default client-side binding, every product page pays them again. With
+planning of it cost about as much as running it with precomputed candidates (`make bench` reports planning next to
+execution; ``python -m bench.ab PREPARED_STATEMENTS false true`` measures the product page both ways on the shop's
+database). Sent with Django's default client-side binding, every product page pays them again. With
 ``BUY_THE_LOOK["PREPARED_STATEMENTS"]`` (on by default) the query runs on a psycopg 3 server-binding cursor of the
 same connection with ``prepare=True``: the first page on a connection prepares it, the next ones only bind the
 product's id and execute. Everything that decides the plan (categories, limits, ``ef_search``, weights) is part of
