@@ -24,16 +24,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
-    # production-like request handling, as the bench's: no DEBUG query log, no SSL redirect for the test client
-    os.environ["DEBUG"] = "0"
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    os.environ["SECURE_SSL_REDIRECT"] = "0"
     import django
-
-    django.setup()
     from django.conf import settings
+
+    if not settings.configured:  # a command of its own (not inside a configured process, e.g. the tests)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+        # production-like request handling, as the bench's: no DEBUG query log, no SSL redirect for the test client
+        os.environ["DEBUG"] = "0"
+        os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
+        os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+        os.environ["SECURE_SSL_REDIRECT"] = "0"
+        django.setup()
     from django.test import Client
     from django.test.utils import override_settings
 
