@@ -19,7 +19,36 @@ def parse_args(argv=None):
     parser.add_argument("values", nargs="+", type=json.loads, help="JSON values to compare, e.g. false true")
     parser.add_argument("--rounds", type=int, default=8, help="rounds (every look page once per value in each)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed pages per value and round")
+    parser.add_argument("--compare-rows", action="store_true",
+                        help="also check that every value gives every look the same rows (for settings that must not "
+                             "change them: PREPARED_STATEMENTS, LOOK_CANDIDATES), with and without filters")
     return parser.parse_args(argv)
+
+
+#: the filter sets ``--compare-rows`` asks each look for: the page's, a smaller k, a colour and a price filter
+ROW_FILTERS = ({}, {"k": 3}, {"colours": ["black"]}, {"max_price": 50})
+
+
+def shown_rows(product, **filters):
+    """What a look shows: its rows' categories, articles and products with their distances."""
+    from recommender.looks import look_for
+
+    return [(row.category, row.article.pk, [(card.pk, round(card.distance, 6)) for card in row.recommendations])
+            for row in look_for(product, **filters)]
+
+
+def differing_looks(products, key, values, base):
+    """How many of ``products`` show other rows for some value of ``key`` than for the first, over ``ROW_FILTERS``."""
+    from django.test.utils import override_settings
+
+    differing = 0
+    for product in products:
+        seen = []
+        for value in values:
+            with override_settings(BUY_THE_LOOK={**base, key: value}):
+                seen.append([shown_rows(product, **filters) for filters in ROW_FILTERS])
+        differing += any(rows != seen[0] for rows in seen[1:])
+    return differing
 
 
 def main(argv=None):
@@ -45,8 +74,8 @@ def main(argv=None):
     from .widget import DUMMY_CACHE
 
     looks = ImageAnalysis.objects.filter(is_full_shot=True, status=ImageAnalysis.Status.DONE)
-    urls = [product.get_absolute_url()
-            for product in Product.objects.filter(pk__in=looks.values("product_id")).order_by("pk")]
+    products = list(Product.objects.filter(pk__in=looks.values("product_id")).order_by("pk"))
+    urls = [product.get_absolute_url() for product in products]
     if not urls:
         raise SystemExit("no analysed look in this database (make demo first)")
     client, base = Client(), dict(getattr(settings, "BUY_THE_LOOK", {}))
@@ -68,6 +97,11 @@ def main(argv=None):
         figures = percentiles(measured)
         print(f"{args.key}={value}: p50 {figures['p50_ms']:.2f} ms, p95 {figures['p95_ms']:.2f} ms, "
               f"mean {figures['mean_ms']:.2f} ms")
+    if args.compare_rows:
+        with override_settings(CACHES=DUMMY_CACHE):
+            differing = differing_looks(products, args.key, args.values, base)
+        print(f"looks whose rows differ between the values ({len(ROW_FILTERS)} filter sets each): "
+              f"{differing} of {len(products)}")
 
 
 if __name__ == "__main__":
