@@ -29,12 +29,17 @@ def parse_args(argv=None):
 ROW_FILTERS = ({}, {"k": 3}, {"colours": ["black"]}, {"max_price": 50})
 
 
+def row_signature(rows):
+    """What look rows show: their categories, articles and products with their distances."""
+    return [(row.category, row.article.pk, [(card.pk, round(card.distance, 6)) for card in row.recommendations])
+            for row in rows]
+
+
 def shown_rows(product, **filters):
-    """What a look shows: its rows' categories, articles and products with their distances."""
+    """``row_signature`` of ``product``'s look."""
     from recommender.looks import look_for
 
-    return [(row.category, row.article.pk, [(card.pk, round(card.distance, 6)) for card in row.recommendations])
-            for row in look_for(product, **filters)]
+    return row_signature(look_for(product, **filters))
 
 
 def differing_looks(products, key, values, base):

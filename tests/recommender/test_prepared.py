@@ -6,6 +6,7 @@ import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
+from bench.ab import row_signature as shown
 from recommender import prepared
 from recommender.looks import look_for
 
@@ -20,9 +21,6 @@ def executions():
         return dict(cursor.fetchall())
 
 
-def shown(rows):
-    return [(row.category, row.article.pk, [(card.pk, round(card.distance, 6)) for card in row.recommendations])
-            for row in rows]
 
 
 def second_look(rng):
